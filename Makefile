@@ -1,0 +1,38 @@
+# A new user's entry points. Each target does its own set-up, so `make run`
+# and `make test` work on a fresh machine.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Where the datasets are looked for: shared/data beside the checkout when it
+# exists (Fashion-MNIST lives there), else ./data (torchvision downloads).
+BNNCTL_DATA ?= $(firstword $(wildcard ../shared/data) ./data)
+export BNNCTL_DATA
+
+.PHONY: setup run test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The main job: a short real training run (the BNN-paper MLP on
+# Fashion-MNIST, 2 epochs) that ends with a results table.
+run: setup
+	$(BIN)/bnnctl train experiment=bnn_mnist data=fashion_mnist train.epochs=2
+
+# The whole suite, the slow real-data checks included.
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/bnnctl bench train
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist

@@ -1,0 +1,305 @@
+"""Training and evaluation: ``fit(cfg, run) -> summary`` and ``evaluate(model, split)``.
+
+No printing here: progress goes to a ``TrainObserver`` that the caller chooses
+(the CLI draws rich progress bars on a terminal and plain lines elsewhere).
+Every finished epoch is appended to the run's metrics file at once, so an
+interrupted run keeps what it finished; ``DONE`` is written only at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import statistics
+import time
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from bnnctl.config import OptimizerConfig, TrainConfig, to_dict, to_yaml
+from bnnctl.data import Dataset, Split, iterate_batches, load_dataset
+from bnnctl.errors import ConfigError
+from bnnctl.layers import binary_layers, clippable_parameters
+from bnnctl.models import build_model, get_loss, model_size_bytes
+from bnnctl.runs import Run
+
+log = logging.getLogger(__name__)
+
+
+class TrainObserver:
+    """Receives progress; the default does nothing. Subclass to draw or log it."""
+
+    def on_fit_start(self, *, epochs: int, steps_per_epoch: int, run: Run | None, device: str) -> None: ...
+
+    def on_step(self, *, epoch: int, step: int, loss: float | None) -> None: ...
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, summary: dict[str, Any]) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' means CUDA when there is a GPU, else the CPU; an absent GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA device is available (use train.device=cpu or auto)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed every RNG a run touches; return the generator that orders the batches."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def glorot_lr_scale(layer: nn.Module) -> float:
+    """1/sqrt(1.5/(fan_in + fan_out)): the BNN Theano code's per-layer step multiplier for binary weights."""
+    w = layer.weight
+    receptive = math.prod(w.shape[2:]) if w.dim() > 2 else 1
+    fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+    return 1.0 / math.sqrt(1.5 / (fan_in + fan_out))
+
+
+def make_optimizer(model: nn.Module, o: OptimizerConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam over all parameters; binary layers in their own groups when Glorot scaling is on.
+
+    Fused Adam (one kernel per parameter) is what keeps a BNN step close to a
+    float step: its latent weights are as large as the float net's weights.
+    """
+    if o.glorot_lr_scale:
+        scaled = {id(layer.weight): glorot_lr_scale(layer) for layer in binary_layers(model)}
+        groups = [{"params": [p], "lr": o.lr * scaled[id(p)], "lr_scale": scaled[id(p)]}
+                  for p in model.parameters() if id(p) in scaled]
+        groups.append({"params": [p for p in model.parameters() if id(p) not in scaled], "lr_scale": 1.0})
+    else:
+        groups = [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    kwargs: dict[str, Any] = dict(lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+    if device.type in ("cpu", "cuda"):
+        kwargs["fused"] = True
+    return torch.optim.Adam(groups, **kwargs)
+
+
+def lr_at_epoch(o: OptimizerConfig, epoch: int, epochs: int) -> float:
+    """Learning rate for a 0-based epoch: constant, or lr -> lr_end over the run (exponential or cosine)."""
+    if o.schedule == "constant" or epochs == 1:
+        return o.lr
+    progress = epoch / (epochs - 1)
+    if o.schedule == "exponential":
+        return o.lr * (o.lr_end / o.lr) ** progress
+    return o.lr_end + (o.lr - o.lr_end) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def clip_(tensors: list[torch.Tensor], bound: float = 1.0) -> None:
+    """Clamp each tensor elementwise to [-bound, bound] in place, one pass per tensor."""
+    with torch.no_grad():
+        for t in tensors:
+            t.clamp_(-bound, bound)
+
+
+class _EagerFallback:
+    """Call the compiled model; if compilation fails, warn once and run eagerly from then on."""
+
+    def __init__(self, model: nn.Module, compile_model: bool):
+        self.model = model
+        self.compiled: Callable | None = None
+        if compile_model:
+            _quiet_compiler_logs()
+            self.compiled = torch.compile(model)
+
+    @property
+    def is_compiled(self) -> bool:
+        return self.compiled is not None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled is None:
+            return self.model(x)
+        try:
+            return self.compiled(x)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: eager still works
+            if isinstance(exc, (KeyboardInterrupt, torch.cuda.OutOfMemoryError)):
+                raise
+            warnings.warn(f"torch.compile failed, training eagerly instead: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}", RuntimeWarning, stacklevel=2)
+            self.compiled = None
+            return self.model(x)
+
+
+def _quiet_compiler_logs() -> None:
+    """Inductor's informational warnings (no CUDA runtime, ignored profiler hooks) are noise on a CPU."""
+    for name in ("torch.utils.cpp_extension", "torch._dynamo", "torch._inductor", "torch._logging"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@torch.no_grad()
+def evaluate(model: Callable[[torch.Tensor], torch.Tensor] | nn.Module, split: Split, batch_size: int,
+             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+             module: nn.Module | None = None) -> dict[str, float]:
+    """Accuracy (and mean loss) of ``model`` on ``split`` in evaluation mode."""
+    module = module if module is not None else model  # the nn.Module whose mode to switch
+    was_training = module.training
+    module.eval()
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y in iterate_batches(split, batch_size):
+        out = model(x)
+        correct += int((out.argmax(1) == y).sum())
+        if loss_fn is not None:
+            loss_sum += float(loss_fn(out, y)) * len(y)
+        n += len(y)
+    module.train(was_training)
+    metrics = {"acc": correct / max(n, 1), "n": n}
+    if loss_fn is not None:
+        metrics["loss"] = loss_sum / max(n, 1)
+    return metrics
+
+
+def _steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    steps = n_train // cfg.train.batch_size
+    if steps == 0:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} exceeds the {n_train} training examples")
+    return min(steps, cfg.train.max_steps_per_epoch) if cfg.train.max_steps_per_epoch else steps
+
+
+def run_identity(cfg: TrainConfig) -> dict[str, Any]:
+    """What makes two runs the same experiment: everything but names and where files live."""
+    d = to_dict(cfg)
+    for key in ("name", "runs_dir", "choices"):
+        d.pop(key, None)
+    d["data"].pop("root", None)
+    d["data"].pop("download", None)
+    return d
+
+
+def fit(cfg: TrainConfig, run: Run | None = None, observer: TrainObserver | None = None,
+        overrides: list[str] | None = None, dataset: Dataset | None = None) -> dict[str, Any]:
+    """Train the model ``cfg`` describes; log to ``run`` (if any) and return the summary."""
+    observer = observer or TrainObserver()
+    t_start = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    if run is not None:
+        run.write_config(to_yaml(cfg), overrides or [])
+        run.write_environment(str(device))
+    batch_gen = seed_everything(cfg.train.seed)
+    data = dataset or load_dataset(cfg.data, device)
+    model = build_model(cfg.model, cfg.binarize, data.input_shape, data.num_classes).to(device)
+    loss_fn = get_loss(cfg.model.loss)
+    opt = make_optimizer(model, cfg.optimizer, device)
+    forward = _EagerFallback(model, cfg.train.compile)
+    clip_params = clippable_parameters(model)
+    steps = _steps_per_epoch(len(data.train), cfg)
+    epochs = cfg.train.epochs
+    observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=str(device))
+
+    history: list[dict[str, Any]] = []
+    iteration = 0
+    for epoch in range(epochs):
+        lr = lr_at_epoch(cfg.optimizer, epoch, epochs)
+        set_lr(opt, lr)
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        batches = iterate_batches(data.train, cfg.train.batch_size, shuffle=True, generator=batch_gen, drop_last=True)
+        for step, (x, y) in enumerate(batches):
+            if step >= steps:
+                break
+            out = forward(x)
+            loss = loss_fn(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip:
+                clip_([p.grad for p in model.parameters() if p.grad is not None])
+            opt.step()
+            if cfg.train.weight_clip:
+                clip_(clip_params)
+            loss_sum += loss.detach() * len(y)
+            correct += (out.detach().argmax(1) == y).sum()
+            seen += len(y)
+            iteration += 1
+            report = step % 20 == 0 or step == steps - 1
+            observer.on_step(epoch=epoch, step=step + 1, loss=float(loss_sum) / seen if report else None)
+            if cfg.train.eval_every and iteration % cfg.train.eval_every == 0 and data.val is not None:
+                val = evaluate(forward, data.val, cfg.train.eval_batch_size, module=model)
+                record = {"kind": "iter", "epoch": epoch + 1, "iteration": iteration, "val_acc": val["acc"]}
+                if run is not None:
+                    run.log_metrics(record)
+        train_time = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        record: dict[str, Any] = {
+            "kind": "epoch", "epoch": epoch + 1, "iteration": iteration, "lr": lr,
+            "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
+        }
+        for split_name, split in (("val", data.val), ("test", data.test)):
+            if split is not None:
+                m = evaluate(forward, split, cfg.train.eval_batch_size, loss_fn, module=model)
+                record[f"{split_name}_loss"], record[f"{split_name}_acc"] = m["loss"], m["acc"]
+        record.update(epoch_time_s=train_time, eval_time_s=time.perf_counter() - t1, samples_per_s=seen / train_time)
+        history.append(record)
+        if run is not None:
+            run.log_metrics(record)
+        observer.on_epoch_end(record)
+
+    summary = summarize(cfg, history, model, str(device), forward.is_compiled, time.perf_counter() - t_start, data)
+    if run is not None:
+        run.save_checkpoint({
+            "format": "bnnctl-checkpoint-v1", "model": model.state_dict(), "epoch": epochs,
+            "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+        })
+        run.write_summary(summary)
+        _plot_curves(run, history)
+        run.mark_done()
+    observer.on_fit_end(summary)
+    return summary
+
+
+def _plot_curves(run: Run, history: list[dict[str, Any]]) -> None:
+    from bnnctl.plots import plot_learning_curves
+
+    plot_learning_curves(history, run.metrics(), run.path / "curves.png", title=run.name)
+
+
+def summarize(cfg: TrainConfig, history: list[dict[str, Any]], model: nn.Module, device: str,
+              compiled: bool, total_time: float, data: Dataset) -> dict[str, Any]:
+    """The run's headline numbers; test accuracy is also read at the best validation epoch (the papers' rule)."""
+    last = history[-1]
+    has_val = "val_acc" in last
+    best = max(history, key=lambda r: r["val_acc"]) if has_val else last
+    # The first epoch includes compilation; later epochs show the steady speed.
+    steady = [r["epoch_time_s"] for r in history[1:]] or [history[0]["epoch_time_s"]]
+    size = model_size_bytes(model)
+    return {
+        "name": cfg.run_name,
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "binarize_weights": cfg.binarize.weights,
+        "binarize_activations": cfg.binarize.activations,
+        "epochs": len(history),
+        "best_val_acc": best.get("val_acc"),
+        "best_epoch": best["epoch"],
+        "test_acc_at_best_val": best["test_acc"],
+        "final_val_acc": last.get("val_acc"),
+        "final_test_acc": last["test_acc"],
+        "final_train_loss": last["train_loss"],
+        "epoch_time_s": statistics.median(steady),
+        "first_epoch_time_s": history[0]["epoch_time_s"],
+        "samples_per_s": statistics.median([r["samples_per_s"] for r in history[1:]] or [history[0]["samples_per_s"]]),
+        "total_time_s": total_time,
+        "device": device,
+        "compiled": compiled,
+        "data_source": data.source,
+        **{f"model_{k}": v for k, v in size.items()},
+    }
