@@ -23,6 +23,8 @@ from rich.table import Table
 from bnnctl.errors import BnnctlError
 
 out = Console()                  # results: tables, JSON
+if not out.is_terminal:          # piped or logged: no 80-column wrapping of wide tables
+    out = Console(width=int(os.environ.get("COLUMNS", 200)))
 err = Console(stderr=True)       # progress, messages, errors
 
 OVERRIDES_HELP = "Hydra overrides, e.g. model=bnn_mlp data=fashion_mnist train.epochs=3 binarize=stochastic"
@@ -222,7 +224,7 @@ def runs_ls(
         elif frame.empty:
             err.print(f"no runs under {runs_dir / 'train'}", markup=False, highlight=False)
         else:
-            shown = frame.drop(columns=[c for c in ("path", "epochs_done") if c in frame.columns])
+            shown = frame.drop(columns=[c for c in ("path", "name") if c in frame.columns])
             _print_frame(shown, f"runs in {runs_dir / 'train'}", out)
 
 

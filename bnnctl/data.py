@@ -83,7 +83,7 @@ def read_idx(path: Path) -> np.ndarray:
     """An idx file (LeCun's MNIST format), gzipped or not, as a numpy array."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        raw = f.read()
+        raw = bytearray(f.read())  # writable, so torch can share the memory without a warning
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte idx file")
     ndim = raw[3]

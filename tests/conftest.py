@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny configs, temporary run folders, and where the real data is."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bnnctl.config import TrainConfig, compose_train
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def tiny(*overrides: str) -> TrainConfig:
+    """The debug=tiny config (synthetic data, 64 units, eager, CPU) plus overrides."""
+    return compose_train(["debug=tiny", *overrides])
+
+
+def fashion_root() -> str | None:
+    """A folder holding Fashion-MNIST, or None."""
+    candidates = [os.environ.get("BNNCTL_DATA"), str(SHARED_DATA)]
+    for root in filter(None, candidates):
+        if (Path(root) / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+            return root
+    if Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
+        return "/usr/share/datasets/fashion-mnist"
+    return None
+
+
+@pytest.fixture
+def fashion():
+    """The real Fashion-MNIST root; CI (CI set) must have it, elsewhere the test is skipped."""
+    root = fashion_root()
+    if root is None:
+        if os.environ.get("CI"):
+            pytest.fail("Fashion-MNIST not found: CI must provide ../shared/data or BNNCTL_DATA")
+        pytest.skip("Fashion-MNIST not available (set BNNCTL_DATA)")
+    return root
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    return tmp_path / "runs"

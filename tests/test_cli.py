@@ -1,0 +1,139 @@
+"""The command line as scripts see it: exit codes, one-line errors, JSON, no ANSI when piped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bnnctl.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def _assert_one_line_error(result, code=2, match=""):
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert match in lines[0]
+
+
+def _done_folders(runs_dir: Path):
+    return list(runs_dir.glob("train/*/DONE"))
+
+
+def test_help_lists_commands_config_groups_and_their_options():
+    top = invoke("--help")
+    assert top.exit_code == 0
+    for command in ("train", "eval", "runs", "bench"):
+        assert command in top.stdout
+    result = invoke("train", "--help")
+    assert result.exit_code == 0
+    for text in ("model: blu_mlp, bnn_mlp, mlp_float", "data: cifar10, fashion_mnist, mnist, synthetic",
+                 "binarize: deterministic, none, stochastic", "experiment: blu_mnist, bnn_mnist"):
+        assert text in result.stdout
+
+
+def test_train_prints_a_json_summary_and_writes_a_done_run(runs_dir):
+    result = invoke("train", "debug=tiny", f"runs_dir={runs_dir}", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 2 and 0 <= summary["final_test_acc"] <= 1
+    assert (Path(summary["run_dir"]) / "DONE").is_file()
+    assert "\x1b[" not in result.stdout + result.stderr  # not a terminal: no colour, no live bars
+    assert "epoch 2" in result.stderr  # plain progress lines instead
+
+
+def test_train_prints_a_table_without_json(runs_dir):
+    result = invoke("train", "debug=tiny", f"runs_dir={runs_dir}", "train.epochs=1")
+    assert result.exit_code == 0
+    assert "test_acc_at_best_val" in result.stdout and "final_test_acc" in result.stdout
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["model=nope"], "unknown option 'nope' for config group 'model'"),
+    (["train.nope=1"], "train.nope"),
+    (["train.epochs=abc"], "train.epochs"),
+    (["train.epochs=-2"], "train.epochs must be >= 1"),
+    (["data=mnist", "data.download=false"], "dataset 'mnist' not found"),
+])
+def test_bad_input_exits_2_with_one_line_and_leaves_no_done_run(runs_dir, tmp_path, overrides, match):
+    extra = [f"data.root={tmp_path / 'empty'}"] if "data=mnist" in overrides else []
+    result = invoke("train", "debug=tiny", f"runs_dir={runs_dir}", *overrides, *extra)
+    _assert_one_line_error(result, 2, match)
+    assert _done_folders(runs_dir) == []
+
+
+def test_unwritable_runs_folder_exits_2(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = invoke("train", "debug=tiny", f"runs_dir={blocker / 'runs'}")
+    _assert_one_line_error(result, 2, "is not writable")
+
+
+def test_eval_prints_json_and_fails_cleanly_on_bad_folders(runs_dir, tmp_path):
+    trained = json.loads(invoke("train", "debug=tiny", f"runs_dir={runs_dir}", "--json").stdout)
+    result = invoke("eval", trained["run_dir"], "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["test_acc"] == trained["final_test_acc"]
+
+    _assert_one_line_error(invoke("eval", str(tmp_path / "nowhere")), 2, "does not exist")
+    _assert_one_line_error(invoke("eval", str(tmp_path)), 2, "not a bnnctl run folder")
+    checkpoint = Path(trained["run_dir"]) / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    _assert_one_line_error(invoke("eval", trained["run_dir"]), 2, "corrupt")
+    checkpoint.unlink()
+    _assert_one_line_error(invoke("eval", trained["run_dir"]), 2, "has no checkpoint.pt")
+
+
+def test_runs_ls_lists_runs_as_json_and_writes_tables(runs_dir, tmp_path):
+    invoke("train", "debug=tiny", f"runs_dir={runs_dir}", "train.epochs=1")
+    result = invoke("runs", "ls", "--runs-dir", str(runs_dir), "--json", "--write", str(tmp_path / "tables"))
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1 and rows[0]["status"] == "done" and rows[0]["model"] == "blu_mlp"
+    assert (tmp_path / "tables" / "runs.csv").read_text().startswith("run,status,")
+    assert "| run" in (tmp_path / "tables" / "runs.md").read_text()
+
+
+def test_bench_reports_both_models_side_by_side():
+    result = invoke("bench", "train", "--width", "64", "--steps", "2", "--warmup", "1", "--no-compile", "--json")
+    assert result.exit_code == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["bnn_mlp"]["binary_params"] == 784 * 64 + 2 * 64 * 64 + 64 * 10
+    assert figures["mlp_float"]["binary_params"] == 0
+    assert figures["bnn_over_float"] == pytest.approx(
+        figures["mlp_float"]["samples_per_s"] / figures["bnn_mlp"]["samples_per_s"])
+
+
+def test_ctrl_c_exits_130_keeps_finished_epochs_and_never_marks_done(runs_dir):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bnnctl", "train", "debug=tiny", f"runs_dir={runs_dir}", "train.epochs=100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.time() + 120
+    metrics = None
+    while time.time() < deadline:
+        found = list(runs_dir.glob("train/*/metrics.jsonl"))
+        if found and found[0].read_text().count("\n") >= 1:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, "training never finished an epoch"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not (metrics.parent / "DONE").exists()
+    assert all(json.loads(line)["kind"] == "epoch" for line in metrics.read_text().splitlines())
