@@ -51,6 +51,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def keep_freed_memory_for_reuse() -> bool:
+    """Stop glibc from returning large freed blocks to the OS (Linux, CPU training).
+
+    A training step allocates and frees the same large tensors every time
+    (binarized weights, gradients: 64 MB each for a 4096x4096 layer). glibc
+    serves blocks that large with mmap and unmaps them on free, so every step
+    page-faults all of that memory in again, which measured about 1.6x the
+    cost of the copy itself here. Keeping freed memory in the heap lets the
+    next step reuse it; PyTorch's CPU tuning guide reaches the same end with
+    jemalloc or tcmalloc. Returns whether the setting took effect.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_mmap_max, m_trim_threshold = -4, -1
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**30))
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+        return False
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed every RNG a run touches; return the generator that orders the batches."""
     random.seed(seed)
@@ -189,6 +211,8 @@ def fit(cfg: TrainConfig, run: Run | None = None, observer: TrainObserver | None
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
+    if device.type == "cpu":
+        keep_freed_memory_for_reuse()
     if run is not None:
         run.write_config(to_yaml(cfg), overrides or [])
         run.write_environment(str(device))
