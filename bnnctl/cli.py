@@ -168,7 +168,7 @@ def train(
     """Train a model and write a run folder runs/train/<time>_<name>_<hash>/."""
     with _errors():
         from bnnctl.config import compose_train
-        from bnnctl.runs import create_run
+        from bnnctl.runs import create_run, discard_if_untrained
         from bnnctl.train import fit, run_identity
 
         overrides = list(overrides or [])
@@ -177,6 +177,9 @@ def train(
         observer = _observer()
         try:
             summary = fit(cfg, run, observer, overrides)
+        except BnnctlError:
+            discard_if_untrained(run)  # e.g. the data is missing: no empty folder left behind
+            raise
         finally:
             if hasattr(observer, "progress"):
                 observer.progress.stop()

@@ -149,7 +149,8 @@ def load_arrays(name: str, root: Path, download: bool) -> tuple[dict[str, tuple[
         try:
             return _load_torchvision(name, root, download=True), f"{root} (downloaded)"
         except Exception as exc:  # noqa: BLE001 - any network/IO failure means "could not download"
-            reason = f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = f"download failed (offline?): {detail}"
     else:
         reason = "download disabled (data.download=false)"
     raise DataError(

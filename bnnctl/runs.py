@@ -214,6 +214,16 @@ def create_run(runs_dir: str | Path, kind: str, name: str, identity: Any) -> Run
     raise RunError(f"cannot create a run folder under {parent}: too many runs named {base}")
 
 
+def discard_if_untrained(run: Run) -> bool:
+    """Remove a run folder that never finished an epoch (setup failed): it holds nothing worth keeping."""
+    import shutil
+
+    if run.done or run.metrics():
+        return False
+    shutil.rmtree(run.path, ignore_errors=True)
+    return True
+
+
 def open_run(path: str | Path) -> Run:
     """An existing run folder; anything else is a one-line RunError."""
     path = Path(path).expanduser()

@@ -14,6 +14,7 @@ import random
 import statistics
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -203,85 +204,131 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
-def fit(cfg: TrainConfig, run: Run | None = None, observer: TrainObserver | None = None,
-        overrides: list[str] | None = None, dataset: Dataset | None = None) -> dict[str, Any]:
-    """Train the model ``cfg`` describes; log to ``run`` (if any) and return the summary."""
-    observer = observer or TrainObserver()
-    t_start = time.perf_counter()
+@dataclass
+class _Training:
+    """What one training run holds while it runs (built once by ``fit``)."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    forward: _EagerFallback
+    opt: torch.optim.Optimizer
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    clip_params: list[torch.Tensor]
+    data: Dataset
+    batch_gen: torch.Generator
+    steps: int
+    run: Run | None
+    observer: TrainObserver
+    iteration: int = 0
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step with the tweaks the config asks for; returns (loss, logits)."""
+        out = self.forward(x)
+        loss = self.loss_fn(out, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.train.grad_clip:
+            clip_([p.grad for p in self.model.parameters() if p.grad is not None])
+        self.opt.step()
+        if self.cfg.train.weight_clip:
+            clip_(self.clip_params)
+        self.iteration += 1
+        return loss.detach(), out.detach()
+
+    def validate_every_n(self, epoch: int) -> float:
+        """Log validation accuracy every ``train.eval_every`` iterations; returns the seconds it took."""
+        every = self.cfg.train.eval_every
+        if not every or self.iteration % every or self.data.val is None:
+            return 0.0
+        t0 = time.perf_counter()
+        val = evaluate(self.forward, self.data.val, self.cfg.train.eval_batch_size, module=self.model)
+        if self.run is not None:
+            self.run.log_metrics({"kind": "iter", "epoch": epoch + 1, "iteration": self.iteration, "val_acc": val["acc"]})
+        return time.perf_counter() - t0
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training set; loss and accuracy stay on the device until the end."""
+        device = self.data.train.x.device
+        self.model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen, eval_time = 0, 0.0
+        batches = iterate_batches(self.data.train, self.cfg.train.batch_size, shuffle=True,
+                                  generator=self.batch_gen, drop_last=True)
+        for step, (x, y) in enumerate(batches):
+            if step >= self.steps:
+                break
+            loss, out = self.step(x, y)
+            loss_sum += loss * len(y)
+            correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+            report = step % 20 == 0 or step == self.steps - 1  # a host sync every 20 steps, not every step
+            self.observer.on_step(epoch=epoch, step=step + 1, loss=float(loss_sum) / seen if report else None)
+            eval_time += self.validate_every_n(epoch)
+        train_time = time.perf_counter() - t0 - eval_time
+        return {"train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
+                "epoch_time_s": train_time, "samples_per_s": seen / train_time}
+
+    def evaluate_epoch(self) -> dict[str, Any]:
+        """Validation and test loss and accuracy, in evaluation mode."""
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {}
+        for name, split in (("val", self.data.val), ("test", self.data.test)):
+            if split is not None:
+                m = evaluate(self.forward, split, self.cfg.train.eval_batch_size, self.loss_fn, module=self.model)
+                record[f"{name}_loss"], record[f"{name}_acc"] = m["loss"], m["acc"]
+        record["eval_time_s"] = time.perf_counter() - t0
+        return record
+
+
+def _prepare(cfg: TrainConfig, run: Run | None, observer: TrainObserver, overrides: list[str],
+             dataset: Dataset | None) -> _Training:
+    """Device, run files, seeds, data, model and optimizer, in the order that makes runs repeat."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
     if run is not None:
-        run.write_config(to_yaml(cfg), overrides or [])
+        run.write_config(to_yaml(cfg), overrides)
         run.write_environment(str(device))
     batch_gen = seed_everything(cfg.train.seed)
     data = dataset or load_dataset(cfg.data, device)
     model = build_model(cfg.model, cfg.binarize, data.input_shape, data.num_classes).to(device)
-    loss_fn = get_loss(cfg.model.loss)
-    opt = make_optimizer(model, cfg.optimizer, device)
-    forward = _EagerFallback(model, cfg.train.compile)
-    clip_params = clippable_parameters(model)
-    steps = _steps_per_epoch(len(data.train), cfg)
-    epochs = cfg.train.epochs
-    observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=str(device))
+    return _Training(
+        cfg=cfg, model=model, forward=_EagerFallback(model, cfg.train.compile),
+        opt=make_optimizer(model, cfg.optimizer, device), loss_fn=get_loss(cfg.model.loss),
+        clip_params=clippable_parameters(model), data=data, batch_gen=batch_gen,
+        steps=_steps_per_epoch(len(data.train), cfg), run=run, observer=observer,
+    )
 
+
+def fit(cfg: TrainConfig, run: Run | None = None, observer: TrainObserver | None = None,
+        overrides: list[str] | None = None, dataset: Dataset | None = None) -> dict[str, Any]:
+    """Train the model ``cfg`` describes; log to ``run`` (if any) and return the summary."""
+    observer = observer or TrainObserver()
+    t_start = time.perf_counter()
+    t = _prepare(cfg, run, observer, overrides or [], dataset)
+    epochs = cfg.train.epochs
+    observer.on_fit_start(epochs=epochs, steps_per_epoch=t.steps, run=run, device=str(t.data.train.x.device))
     history: list[dict[str, Any]] = []
-    iteration = 0
     for epoch in range(epochs):
         lr = lr_at_epoch(cfg.optimizer, epoch, epochs)
-        set_lr(opt, lr)
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        batches = iterate_batches(data.train, cfg.train.batch_size, shuffle=True, generator=batch_gen, drop_last=True)
-        for step, (x, y) in enumerate(batches):
-            if step >= steps:
-                break
-            out = forward(x)
-            loss = loss_fn(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip:
-                clip_([p.grad for p in model.parameters() if p.grad is not None])
-            opt.step()
-            if cfg.train.weight_clip:
-                clip_(clip_params)
-            loss_sum += loss.detach() * len(y)
-            correct += (out.detach().argmax(1) == y).sum()
-            seen += len(y)
-            iteration += 1
-            report = step % 20 == 0 or step == steps - 1
-            observer.on_step(epoch=epoch, step=step + 1, loss=float(loss_sum) / seen if report else None)
-            if cfg.train.eval_every and iteration % cfg.train.eval_every == 0 and data.val is not None:
-                val = evaluate(forward, data.val, cfg.train.eval_batch_size, module=model)
-                record = {"kind": "iter", "epoch": epoch + 1, "iteration": iteration, "val_acc": val["acc"]}
-                if run is not None:
-                    run.log_metrics(record)
-        train_time = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        record: dict[str, Any] = {
-            "kind": "epoch", "epoch": epoch + 1, "iteration": iteration, "lr": lr,
-            "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen,
-        }
-        for split_name, split in (("val", data.val), ("test", data.test)):
-            if split is not None:
-                m = evaluate(forward, split, cfg.train.eval_batch_size, loss_fn, module=model)
-                record[f"{split_name}_loss"], record[f"{split_name}_acc"] = m["loss"], m["acc"]
-        record.update(epoch_time_s=train_time, eval_time_s=time.perf_counter() - t1, samples_per_s=seen / train_time)
+        set_lr(t.opt, lr)
+        record = {"kind": "epoch", "epoch": epoch + 1, "lr": lr, **t.train_epoch(epoch)}
+        record.update(iteration=t.iteration, **t.evaluate_epoch())
         history.append(record)
         if run is not None:
-            run.log_metrics(record)
+            run.log_metrics(record)  # at once: an interrupted run keeps every finished epoch
         observer.on_epoch_end(record)
 
-    summary = summarize(cfg, history, model, str(device), forward.is_compiled, time.perf_counter() - t_start, data)
+    summary = summarize(cfg, history, t.model, str(t.data.train.x.device), t.forward.is_compiled,
+                        time.perf_counter() - t_start, t.data)
     if run is not None:
         run.save_checkpoint({
-            "format": "bnnctl-checkpoint-v1", "model": model.state_dict(), "epoch": epochs,
-            "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+            "format": "bnnctl-checkpoint-v1", "model": t.model.state_dict(), "epoch": epochs,
+            "input_shape": list(t.data.input_shape), "num_classes": t.data.num_classes,
         })
         run.write_summary(summary)
         _plot_curves(run, history)

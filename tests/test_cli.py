@@ -72,6 +72,7 @@ def test_bad_input_exits_2_with_one_line_and_leaves_no_done_run(runs_dir, tmp_pa
     result = invoke("train", "debug=tiny", f"runs_dir={runs_dir}", *overrides, *extra)
     _assert_one_line_error(result, 2, match)
     assert _done_folders(runs_dir) == []
+    assert list(runs_dir.glob("train/*")) == []  # nothing was trained: no folder left behind
 
 
 def test_unwritable_runs_folder_exits_2(tmp_path):
