@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import statistics
 import time
 import warnings
@@ -47,6 +48,8 @@ def resolve_device(name: str) -> torch.device:
     """'auto' means CUDA when there is a GPU, else the CPU; an absent GPU is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name):
+        raise ConfigError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is available (use train.device=cpu or auto)")
     return torch.device(name)

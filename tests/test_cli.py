@@ -88,6 +88,7 @@ def test_eval_prints_json_and_fails_cleanly_on_bad_folders(runs_dir, tmp_path):
     assert result.exit_code == 0
     assert json.loads(result.stdout)["test_acc"] == trained["final_test_acc"]
 
+    _assert_one_line_error(invoke("eval", trained["run_dir"], "--device", "tpu"), 2, "unknown device 'tpu'")
     _assert_one_line_error(invoke("eval", str(tmp_path / "nowhere")), 2, "does not exist")
     _assert_one_line_error(invoke("eval", str(tmp_path)), 2, "not a bnnctl run folder")
     checkpoint = Path(trained["run_dir"]) / "checkpoint.pt"
