@@ -55,6 +55,7 @@ class DataConfig:
     root: Optional[str] = None          # default: $BNNCTL_DATA, else ./data
     download: bool = True
     val_size: int = 10000               # last examples of the training set
+    pixel_range: str = "symmetric"      # symmetric: [-1, 1] (BNN code) | positive: [0, 1] (ToTensor)
     num_classes: int = 10               # synthetic only (real datasets know theirs)
     synthetic_train: int = 2000
     synthetic_test: int = 500
@@ -164,6 +165,7 @@ def validate(cfg: TrainConfig) -> None:
         (0 <= m.input_dropout < 1, f"model.input_dropout must be in [0, 1), got {m.input_dropout}"),
         (m.width >= 1 and m.depth >= 1, f"model.width and model.depth must be >= 1, got {m.width} and {m.depth}"),
         (d.val_size >= 0, f"data.val_size must be >= 0, got {d.val_size}"),
+        (d.pixel_range in ("symmetric", "positive"), f"data.pixel_range must be symmetric or positive, got {d.pixel_range!r}"),
         (d.synthetic_train > d.val_size or d.name != "synthetic", f"data.synthetic_train ({d.synthetic_train}) must exceed data.val_size ({d.val_size})"),
     ]
     for ok, message in checks:

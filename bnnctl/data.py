@@ -5,6 +5,8 @@ with worker processes we hold each split as one tensor and batch by indexing:
 no per-sample Python, no copies between processes, and the same code on a GPU.
 
 Where data is looked for, in order:
+Pixels are scaled to [-1, 1] (``data.pixel_range=symmetric``) or [0, 1] (``positive``).
+
 1. ``data.root`` (default: ``$BNNCTL_DATA``, else ``./data``) in torchvision's
    layout (``<root>/FashionMNIST/raw/...``, ``<root>/cifar-10-batches-py``);
 2. flat folders of idx files, gzipped or not (Debian's ``dataset-fashion-mnist``
@@ -161,14 +163,24 @@ def load_arrays(name: str, root: Path, download: bool) -> tuple[dict[str, tuple[
 
 # --- tensors ------------------------------------------------------------------
 
-def to_unit_range(images: np.ndarray) -> torch.Tensor:
-    """uint8 images (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W) in [-1, 1], as in the BNN code."""
+PIXEL_RANGES = ("symmetric", "positive")
+
+
+def scale_pixels(images: np.ndarray, pixel_range: str = "symmetric") -> torch.Tensor:
+    """uint8 images (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W).
+
+    ``symmetric`` maps to [-1, 1] as the BNN code does; ``positive`` maps to [0, 1]
+    as torchvision's ToTensor does. The choice matters for a binary first layer
+    without batch norm: at -1 the background pixels add a large input-independent
+    term to sign(W) x, which can drown what the foreground contributes.
+    """
     x = torch.from_numpy(np.ascontiguousarray(images))
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    else:
-        x = x.permute(0, 3, 1, 2)
-    return x.float().div_(127.5).sub_(1.0).contiguous()
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+    if pixel_range == "symmetric":
+        return x.float().div_(127.5).sub_(1.0).contiguous()
+    if pixel_range == "positive":
+        return x.float().div_(255.0).contiguous()
+    raise ConfigError(f"data.pixel_range must be one of {', '.join(PIXEL_RANGES)}, got {pixel_range!r}")
 
 
 def split_validation(train: Split, val_size: int) -> tuple[Split, Split | None]:
@@ -182,7 +194,10 @@ def split_validation(train: Split, val_size: int) -> tuple[Split, Split | None]:
 
 
 def make_synthetic(cfg: DataConfig) -> dict[str, Split]:
-    """Noisy copies of one random +-1 prototype per class: learnable in seconds, by binary nets too."""
+    """Noisy copies of one random +-1 prototype per class: learnable in seconds, by binary nets too.
+
+    Values lie in [-1, 1] (``pixel_range=symmetric``) or are mapped to [0, 1] (``positive``).
+    """
     g = torch.Generator().manual_seed(cfg.synthetic_seed)
     shape = tuple(cfg.synthetic_shape)
     prototypes = torch.randint(0, 2, (cfg.num_classes, *shape), generator=g).float() * 2 - 1
@@ -190,7 +205,8 @@ def make_synthetic(cfg: DataConfig) -> dict[str, Split]:
     for split, n in (("train", cfg.synthetic_train), ("test", cfg.synthetic_test)):
         y = torch.randint(0, cfg.num_classes, (n,), generator=g)
         noise = torch.randn((n, *shape), generator=g) * cfg.synthetic_noise
-        splits[split] = Split((prototypes[y] * 0.5 + noise).clamp(-1, 1), y)
+        x = (prototypes[y] * 0.5 + noise).clamp(-1, 1)
+        splits[split] = Split(x if cfg.pixel_range == "symmetric" else (x + 1) / 2, y)
     return splits
 
 
@@ -200,7 +216,8 @@ def load_dataset(cfg: DataConfig, device: torch.device | str = "cpu") -> Dataset
         splits, source, num_classes = make_synthetic(cfg), "synthetic", cfg.num_classes
     else:
         arrays, source = load_arrays(cfg.name, resolve_root(cfg.root), cfg.download)
-        splits = {s: Split(to_unit_range(x), torch.from_numpy(np.asarray(y, dtype=np.int64))) for s, (x, y) in arrays.items()}
+        splits = {s: Split(scale_pixels(x, cfg.pixel_range), torch.from_numpy(np.asarray(y, dtype=np.int64)))
+                  for s, (x, y) in arrays.items()}
         num_classes = int(splits["train"].y.max()) + 1
     train, val = split_validation(splits["train"], cfg.val_size)
     move = lambda s: None if s is None else Split(s.x.to(device), s.y.to(device))  # noqa: E731

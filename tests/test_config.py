@@ -16,7 +16,7 @@ def test_every_option_of_every_group_composes_and_validates(group):
 def test_groups_and_their_options():
     assert group_options("model") == ["blu_mlp", "bnn_mlp", "mlp_float"]
     assert group_options("data") == ["cifar10", "fashion_mnist", "mnist", "synthetic"]
-    assert group_options("binarize") == ["deterministic", "none", "stochastic"]
+    assert group_options("binarize") == ["deterministic", "none", "passthrough", "stochastic"]
     assert set(CONFIG_GROUPS) >= {"model", "data", "optimizer", "binarize", "experiment", "debug"}
 
 
@@ -27,6 +27,10 @@ def test_blu_mnist_preset_is_the_ablation_reports_setting():
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.betas, cfg.optimizer.schedule) == ("adam", 1e-3, [0.9, 0.999], "constant")
     assert not cfg.train.weight_clip and not cfg.train.grad_clip and cfg.model.dropout == 0
     assert cfg.run_name == "blu_mnist"
+    # measured choices the report leaves open: identity STE, ToTensor's [0, 1] pixels
+    assert cfg.choices["binarize"] == "passthrough" and cfg.binarize.activations == "sign_passthrough"
+    assert cfg.data.pixel_range == "positive"
+    assert compose_train(["experiment=blu_mnist", "binarize=deterministic"]).binarize.activations == "sign"
 
 
 def test_bnn_mnist_preset_is_the_papers_setting_and_data_can_be_swapped():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bnnctl.config import DataConfig
-from bnnctl.data import Split, iterate_batches, load_arrays, load_dataset, load_idx_folder, read_idx, split_validation, to_unit_range
+from bnnctl.data import Split, iterate_batches, load_arrays, load_dataset, load_idx_folder, read_idx, scale_pixels, split_validation
 from bnnctl.errors import ConfigError, DataError
 
 
@@ -74,13 +74,16 @@ def test_unknown_dataset_name(tmp_path):
         load_arrays("svhn", tmp_path, download=False)
 
 
-def test_pixels_are_scaled_to_minus_one_one_in_nchw():
-    images = np.array([[[0, 255], [127, 128]]], dtype=np.uint8)
-    x = to_unit_range(images)
+def test_pixels_are_scaled_to_minus_one_one_or_zero_one_in_nchw():
+    images = np.array([[[0, 255], [51, 204]]], dtype=np.uint8)
+    x = scale_pixels(images)
     assert x.shape == (1, 1, 2, 2)
     assert x[0, 0, 0].tolist() == [-1.0, 1.0]
-    rgb = to_unit_range(np.zeros((2, 4, 4, 3), dtype=np.uint8))
+    assert scale_pixels(images, "positive")[0, 0].tolist() == pytest.approx([[0.0, 1.0], [0.2, 0.8]])
+    rgb = scale_pixels(np.zeros((2, 4, 4, 3), dtype=np.uint8))
     assert rgb.shape == (2, 3, 4, 4)
+    with pytest.raises(ConfigError, match="pixel_range"):
+        scale_pixels(images, "centered")
 
 
 def test_validation_is_the_last_examples_of_the_training_set():
