@@ -79,7 +79,7 @@ def test_pixels_are_scaled_to_minus_one_one_or_zero_one_in_nchw():
     x = scale_pixels(images)
     assert x.shape == (1, 1, 2, 2)
     assert x[0, 0, 0].tolist() == [-1.0, 1.0]
-    assert scale_pixels(images, "positive")[0, 0].tolist() == pytest.approx([[0.0, 1.0], [0.2, 0.8]])
+    assert scale_pixels(images, "positive")[0, 0].flatten().tolist() == pytest.approx([0.0, 1.0, 0.2, 0.8])
     rgb = scale_pixels(np.zeros((2, 4, 4, 3), dtype=np.uint8))
     assert rgb.shape == (2, 3, 4, 4)
     with pytest.raises(ConfigError, match="pixel_range"):
