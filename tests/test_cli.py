@@ -40,7 +40,7 @@ def test_help_lists_commands_config_groups_and_their_options():
     result = invoke("train", "--help")
     assert result.exit_code == 0
     for text in ("model: blu_mlp, bnn_mlp, mlp_float", "data: cifar10, fashion_mnist, mnist, synthetic",
-                 "binarize: deterministic, none, passthrough, stochastic", "experiment: blu_mnist, bnn_mnist"):
+                 "binarize: deterministic, none, passthrough, stochastic", "experiment: blu_mnist, bnn_fashion, bnn_mnist"):
         assert text in result.stdout
 
 

@@ -42,6 +42,14 @@ def test_bnn_mnist_preset_is_the_papers_setting_and_data_can_be_swapped():
     assert cfg.train.weight_clip and cfg.train.batch_size == 100
 
 
+def test_bnn_fashion_preset_is_bnn_mnist_without_dropout_for_ten_epochs():
+    fashion = compose_train(["experiment=bnn_fashion"])
+    paper = compose_train(["experiment=bnn_mnist", "data=fashion_mnist", "train.epochs=10",
+                           "model.dropout=0", "model.input_dropout=0"])
+    assert fashion.model == paper.model and fashion.optimizer == paper.optimizer and fashion.train == paper.train
+    assert fashion.data == paper.data and fashion.data.name == "fashion_mnist"
+
+
 def test_float_baseline_switches_binarization_off_unless_told_otherwise():
     assert compose_train(["model=mlp_float"]).binarize.weights == "identity"
     assert compose_train(["experiment=bnn_mnist", "model=mlp_float"]).binarize.activations == "identity"
