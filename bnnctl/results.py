@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from bnnctl.runs import CONFIG, SUMMARY, Run, atomic_write_text, list_runs
+from bnnctl.runs import CONFIG, OVERRIDES, SUMMARY, Run, atomic_write_text, list_runs
 
 RUN_COLUMNS = [
     "run", "status", "name", "model", "data", "binarize", "epochs",
-    "best_val_acc", "test_acc_at_best_val", "final_test_acc", "epoch_time_s", "path",
+    "best_val_acc", "test_acc_at_best_val", "final_test_acc", "epoch_time_s", "overrides", "path",
 ]
 
 
@@ -27,6 +27,7 @@ def _run_row(run: Run) -> dict[str, Any]:
         "data": (config.get("data") or {}).get("name"),
         "binarize": (config.get("choices") or {}).get("binarize"),
         "epochs": (config.get("train") or {}).get("epochs"),
+        "overrides": " ".join((run.path / OVERRIDES).read_text().split()) if (run.path / OVERRIDES).is_file() else "",
         "path": str(run.path),
     }
     summary_path = run.path / SUMMARY

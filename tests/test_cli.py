@@ -104,6 +104,7 @@ def test_runs_ls_lists_runs_as_json_and_writes_tables(runs_dir, tmp_path):
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
     assert len(rows) == 1 and rows[0]["status"] == "done" and rows[0]["model"] == "blu_mlp"
+    assert rows[0]["overrides"] == f"debug=tiny runs_dir={runs_dir} train.epochs=1"
     assert (tmp_path / "tables" / "runs.csv").read_text().startswith("run,status,")
     assert "| run" in (tmp_path / "tables" / "runs.md").read_text()
 
