@@ -15,7 +15,7 @@ import torch
 from bnnctl.config import compose_train
 from bnnctl.layers import clippable_parameters
 from bnnctl.models import build_model, get_loss
-from bnnctl.train import _EagerFallback, clip_, keep_freed_memory_for_reuse, make_optimizer, resolve_device
+from bnnctl.train import EagerFallback, clip_, keep_freed_memory_for_reuse, make_optimizer, resolve_device
 
 
 def _time_model(model_preset: str, batch_size: int, width: int, steps: int, warmup: int,
@@ -25,7 +25,7 @@ def _time_model(model_preset: str, batch_size: int, width: int, steps: int, warm
     model = build_model(cfg.model, cfg.binarize, (1, 28, 28), 10).to(device)
     opt = make_optimizer(model, cfg.optimizer, device)
     loss_fn = get_loss(cfg.model.loss)
-    forward = _EagerFallback(model, compile_model)
+    forward = EagerFallback(model, compile_model)
     clip_params = clippable_parameters(model)
     x = torch.rand(batch_size, 1, 28, 28, device=device) * 2 - 1
     y = torch.randint(0, 10, (batch_size,), device=device)

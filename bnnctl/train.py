@@ -134,7 +134,7 @@ def clip_(tensors: list[torch.Tensor], bound: float = 1.0) -> None:
             t.clamp_(-bound, bound)
 
 
-class _EagerFallback:
+class EagerFallback:
     """Call the compiled model; if compilation fails, warn once and run eagerly from then on."""
 
     def __init__(self, model: nn.Module, compile_model: bool):
@@ -213,7 +213,7 @@ class _Training:
 
     cfg: TrainConfig
     model: nn.Module
-    forward: _EagerFallback
+    forward: EagerFallback
     opt: torch.optim.Optimizer
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     clip_params: list[torch.Tensor]
@@ -300,7 +300,7 @@ def _prepare(cfg: TrainConfig, run: Run | None, observer: TrainObserver, overrid
     data = dataset or load_dataset(cfg.data, device)
     model = build_model(cfg.model, cfg.binarize, data.input_shape, data.num_classes).to(device)
     return _Training(
-        cfg=cfg, model=model, forward=_EagerFallback(model, cfg.train.compile),
+        cfg=cfg, model=model, forward=EagerFallback(model, cfg.train.compile),
         opt=make_optimizer(model, cfg.optimizer, device), loss_fn=get_loss(cfg.model.loss),
         clip_params=clippable_parameters(model), data=data, batch_gen=batch_gen,
         steps=_steps_per_epoch(len(data.train), cfg), run=run, observer=observer,
