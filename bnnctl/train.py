@@ -77,6 +77,18 @@ def keep_freed_memory_for_reuse() -> bool:
         return False
 
 
+def flush_denormals() -> bool:
+    """Treat floats below 1.2e-38 as zero on the CPU (x86 FTZ/DAZ); returns whether it took effect.
+
+    Without batch norm a BNN's logits span hundreds, so softmax probabilities
+    underflow into denormal floats, which x86 cores process many times slower.
+    With an identity straight-through gradient they reach every backward
+    matmul: measured 113 -> 49 ms per step for the Binary Linear Unit MLP.
+    Set before the first parallel region so that torch's worker threads share it.
+    """
+    return bool(torch.set_flush_denormal(True))
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed every RNG a run touches; return the generator that orders the batches."""
     random.seed(seed)
@@ -293,6 +305,7 @@ def _prepare(cfg: TrainConfig, run: Run | None, observer: TrainObserver, overrid
     device = resolve_device(cfg.train.device)
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
+        flush_denormals()
     if run is not None:
         run.write_config(to_yaml(cfg), overrides)
         run.write_environment(str(device))

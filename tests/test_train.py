@@ -164,3 +164,12 @@ def test_bnn_learns_real_fashion_mnist(runs_dir, fashion):
     )
     assert summary["data_source"].startswith(fashion)
     assert summary["final_test_acc"] > 0.75  # a 512-wide BNN after one epoch; chance is 0.10
+
+
+def test_denormals_are_flushed_to_zero_during_cpu_training(runs_dir):
+    from bnnctl.train import flush_denormals
+
+    if not flush_denormals():
+        pytest.skip("this CPU has no flush-to-zero mode")
+    tiny_value = torch.tensor([1e-39], dtype=torch.float32)  # a denormal float32
+    assert (tiny_value * 1.0).item() == 0.0
