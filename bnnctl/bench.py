@@ -15,7 +15,7 @@ import torch
 from bnnctl.config import compose_train
 from bnnctl.layers import clippable_parameters
 from bnnctl.models import build_model, get_loss
-from bnnctl.train import EagerFallback, clip_, flush_denormals, keep_freed_memory_for_reuse, make_optimizer, resolve_device
+from bnnctl.train import EagerFallback, clip_, make_optimizer, resolve_device, tune_cpu
 
 
 def _time_model(model_preset: str, batch_size: int, width: int, steps: int, warmup: int,
@@ -63,8 +63,7 @@ def bench_train_step(batch_size: int = 100, width: int = 4096, steps: int = 30, 
     """Samples/s of both models and the ratio of their epoch times (BNN / float)."""
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
-        keep_freed_memory_for_reuse()  # as bnnctl train does
-        flush_denormals()
+        tune_cpu()  # as bnnctl train does
     result: dict[str, Any] = {
         "batch_size": batch_size, "width": width, "steps": steps, "device": str(torch_device),
         "threads": torch.get_num_threads(), "compiled": compile_model, "torch": torch.__version__,

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from bnnctl.errors import ConfigError
 
 CONFIG_GROUPS = ("model", "data", "optimizer", "binarize", "experiment", "debug")
+DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"   # besides "auto"
 
 
 @dataclass
@@ -155,7 +156,7 @@ def validate(cfg: TrainConfig) -> None:
         (t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}"),
         (t.max_steps_per_epoch >= 0, f"train.max_steps_per_epoch must be >= 0, got {t.max_steps_per_epoch}"),
         (t.threads >= 0, f"train.threads must be >= 0, got {t.threads}"),
-        (re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None, f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}"),
+        (t.device == "auto" or re.fullmatch(DEVICE_PATTERN, t.device) is not None, f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}"),
         (o.lr > 0, f"optimizer.lr must be > 0, got {o.lr}"),
         (o.lr_end > 0, f"optimizer.lr_end must be > 0, got {o.lr_end}"),
         (o.name == "adam", f"optimizer.name must be 'adam', got {o.name!r}"),
@@ -165,7 +166,6 @@ def validate(cfg: TrainConfig) -> None:
         (0 <= m.input_dropout < 1, f"model.input_dropout must be in [0, 1), got {m.input_dropout}"),
         (m.width >= 1 and m.depth >= 1, f"model.width and model.depth must be >= 1, got {m.width} and {m.depth}"),
         (d.val_size >= 0, f"data.val_size must be >= 0, got {d.val_size}"),
-        (d.pixel_range in ("symmetric", "positive"), f"data.pixel_range must be symmetric or positive, got {d.pixel_range!r}"),
         (d.synthetic_train > d.val_size or d.name != "synthetic", f"data.synthetic_train ({d.synthetic_train}) must exceed data.val_size ({d.val_size})"),
     ]
     for ok, message in checks:
@@ -173,6 +173,7 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(message)
     # Names resolved through registries: fail now, not after the data has loaded.
     from bnnctl.binarize import get_binarizer
+    from bnnctl.data import PIXEL_RANGES
     from bnnctl.models import ARCHITECTURES, LOSSES, NONLINEARITIES
 
     get_binarizer(cfg.binarize.weights)
@@ -184,6 +185,7 @@ def validate(cfg: TrainConfig) -> None:
         (m.first_layer_weights, ("binary", "float"), "model.first_layer_weights"),
         (m.first_layer_input, ("real", "binary"), "model.first_layer_input"),
         (m.last_layer_weights, ("binary", "float"), "model.last_layer_weights"),
+        (d.pixel_range, PIXEL_RANGES, "data.pixel_range"),
     ):
         if value not in known:
             raise ConfigError(f"unknown {key} {value!r} (known: {', '.join(known)})")

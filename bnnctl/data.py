@@ -4,9 +4,9 @@ Small image datasets fit in memory many times over, so instead of a DataLoader
 with worker processes we hold each split as one tensor and batch by indexing:
 no per-sample Python, no copies between processes, and the same code on a GPU.
 
-Where data is looked for, in order:
 Pixels are scaled to [-1, 1] (``data.pixel_range=symmetric``) or [0, 1] (``positive``).
 
+Where data is looked for, in order:
 1. ``data.root`` (default: ``$BNNCTL_DATA``, else ``./data``) in torchvision's
    layout (``<root>/FashionMNIST/raw/...``, ``<root>/cifar-10-batches-py``);
 2. flat folders of idx files, gzipped or not (Debian's ``dataset-fashion-mnist``

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from bnnctl.config import OptimizerConfig, TrainConfig, to_dict, to_yaml
+from bnnctl.config import DEVICE_PATTERN, OptimizerConfig, TrainConfig, to_dict, to_yaml
 from bnnctl.data import Dataset, Split, iterate_batches, load_dataset
 from bnnctl.errors import ConfigError
 from bnnctl.layers import binary_layers, clippable_parameters
@@ -48,7 +48,7 @@ def resolve_device(name: str) -> torch.device:
     """'auto' means CUDA when there is a GPU, else the CPU; an absent GPU is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", name):
+    if not re.fullmatch(DEVICE_PATTERN, name):
         raise ConfigError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name} but no CUDA device is available (use train.device=cpu or auto)")
@@ -83,10 +83,17 @@ def flush_denormals() -> bool:
     Without batch norm a BNN's logits span hundreds, so softmax probabilities
     underflow into denormal floats, which x86 cores process many times slower.
     With an identity straight-through gradient they reach every backward
-    matmul: measured 113 -> 49 ms per step for the Binary Linear Unit MLP.
-    Set before the first parallel region so that torch's worker threads share it.
+    matmul: measured 113 -> 49 ms per step for the Binary Linear Unit MLP when
+    set at the start of the process; set in the middle of a process that had
+    already run parallel work, it recovered only part of that. Set it early.
     """
     return bool(torch.set_flush_denormal(True))
+
+
+def tune_cpu() -> None:
+    """The process-wide CPU settings that training and the benchmark share (see the two functions)."""
+    keep_freed_memory_for_reuse()
+    flush_denormals()
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -304,8 +311,7 @@ def _prepare(cfg: TrainConfig, run: Run | None, observer: TrainObserver, overrid
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     if device.type == "cpu":
-        keep_freed_memory_for_reuse()
-        flush_denormals()
+        tune_cpu()
     if run is not None:
         run.write_config(to_yaml(cfg), overrides)
         run.write_environment(str(device))
