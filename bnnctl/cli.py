@@ -45,6 +45,15 @@ def _groups_help() -> str:
     )
 
 
+def _options(group: str) -> str:
+    try:
+        from bnnctl.config import group_options
+
+        return ", ".join(group_options(group))
+    except BnnctlError as exc:
+        return f"(unavailable: {exc})"
+
+
 app = typer.Typer(
     name="bnnctl",
     help="Experiment runner for binary neural networks: train, evaluate and compare BNNs on real data.",
@@ -54,12 +63,17 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect run folders.", no_args_is_help=True)
 bench_app = typer.Typer(help="Speed benchmarks that print their figures.", no_args_is_help=True)
+ablate_app = typer.Typer(help="Ablation grids: cells x seeds, resumable, tables with confidence intervals.",
+                         no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(bench_app, name="bench")
+app.add_typer(ablate_app, name="ablate")
+
+EXIT_CELLS_FAILED = 3   # `ablate grid`: the grid ran, but some cells failed
 
 
 @contextlib.contextmanager
-def _errors() -> Iterator[None]:
+def _errors(interrupted: str = "finished epochs are kept in the run folder, which has no DONE marker") -> Iterator[None]:
     """One line and exit 2 for bad input, 130 for Ctrl-C, 1 (one line) for anything unexpected."""
     try:
         yield
@@ -67,8 +81,7 @@ def _errors() -> Iterator[None]:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print("interrupted: finished epochs are kept in the run folder, which has no DONE marker",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(f"interrupted: {interrupted}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
@@ -260,6 +273,145 @@ def bench_train(
             table.add_row(name, f"{r['samples_per_s']:.0f}", f"{r['step_ms']:.1f}", f"{60000 / r['samples_per_s']:.1f}")
         out.print(table)
         out.print(f"BNN epoch / float epoch = {result['bnn_over_float']:.3f}  (target <= 1.15)")
+
+
+# --- ablation grids ---------------------------------------------------------------
+
+def _say(message: str) -> None:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _grid_observer():
+    """A rich bar for the grid (done / running / failed, ETA) on a terminal; a line per cell otherwise."""
+    from bnnctl.ablate import GridObserver
+
+    class LineGridObserver(GridObserver):
+        def on_grid_start(self, plan, pending):
+            self.total, self.finished, self.failed, self.running = len(pending), 0, 0, 0
+            skipped = len(plan.tasks) - len(pending)
+            _say(f"grid {plan.grid.name}: {len(plan.cells)} cells x {len(plan.grid.seeds)} seeds = {len(plan.tasks)} runs; "
+                 f"{skipped} already done, {len(pending)} to train -> {plan.grid_dir}")
+
+        def on_cell_start(self, task):
+            self.running += 1
+            if not err.is_terminal:
+                _say(f"start {task.key} -> {task.run_dir}")
+
+        def on_cell_end(self, task, outcome):
+            self.running -= 1
+            self.finished += 1
+            if outcome["status"] == "failed":
+                self.failed += 1
+                _say(f"[{self.finished}/{self.total}] FAILED {task.key}: {outcome['error']}")
+            elif outcome["status"] == "done":
+                s = outcome["summary"]
+                _say(f"[{self.finished}/{self.total}] done {task.key}: peak val {s['best_val_acc']:.4f} "
+                     f"(epoch {s['best_epoch']}), final val {s['final_val_acc']:.4f}, {outcome['wall_s']:.0f} s")
+
+    class RichGridObserver(LineGridObserver):
+        def on_grid_start(self, plan, pending):
+            super().on_grid_start(plan, pending)
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                console=err, transient=False,
+            )
+            self.progress.start()
+            self.bar = self.progress.add_task(f"grid {plan.grid.name}", total=len(pending), info=self._info())
+
+        def _info(self):
+            return f"running {self.running}  failed {self.failed}"
+
+        def on_cell_start(self, task):
+            super().on_cell_start(task)
+            self.progress.update(self.bar, info=self._info())
+
+        def on_cell_end(self, task, outcome):
+            super().on_cell_end(task, outcome)
+            self.progress.update(self.bar, advance=1, info=self._info())
+
+        def on_grid_end(self, result):
+            self.progress.stop()
+
+    return RichGridObserver() if err.is_terminal else LineGridObserver()
+
+
+def _print_grid_table(results: dict[str, Any], title: str) -> None:
+    _print_frame(results["display"], title, out)
+    grid = results["manifest"]["grid"]
+    source = (grid.get("reference") or {}).get("source")
+    out.print("mean ± half-width of the 95% t-interval over seeds" + (f"; report: {source}" if source else ""),
+              markup=False, highlight=False)
+
+
+def _grid_json(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return json.loads(results["table"].to_json(orient="records"))
+
+
+@ablate_app.command(
+    "grid",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    epilog=(
+        f"Grids: {_options('ablation')} (conf/ablation/), or a .yaml file of your own. "
+        f"Launchers: {_options('launcher')}. Overrides: ablation.KEY=V changes the grid "
+        "(e.g. ablation.seeds=[0,1,2,3,4]); launcher=local|ray|submitit and launcher.KEY=V pick where cells "
+        "train (e.g. launcher.workers=2); anything else applies to every cell (data=fashion_mnist train.epochs=5). "
+        "Exit codes: 0 all cells done, 2 bad input, 3 some cells failed (the others finished), 130 interrupted."
+    ),
+)
+def ablate_grid(
+    args: Optional[List[str]] = typer.Argument(None, help="[NAME] [OVERRIDES...]: the grid (default clip_dropout), then overrides.",
+                                               show_default=False),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Train every cell x seed of a grid (skipping those already DONE), then write its table and figure."""
+    with _errors("finished cells are kept; run the same command again to train only the missing ones"):
+        from bnnctl.ablate import plan_grid, run_grid, split_grid_args
+        from bnnctl.config import load_grid, load_launcher
+        from bnnctl.grid_results import write_grid_results
+
+        name, grid_overrides, launcher_overrides, cell_overrides = split_grid_args(list(args or []))
+        grid = load_grid(name, grid_overrides)
+        launcher = load_launcher(launcher_overrides)
+        plan = plan_grid(grid, cell_overrides)
+        observer = _grid_observer()
+        try:
+            result = run_grid(plan, launcher, observer)
+        finally:
+            if hasattr(observer, "progress"):
+                observer.progress.stop()
+        results = write_grid_results(plan.grid_dir)
+        for path in results["files"]:
+            _say(f"wrote {path}")
+        failed = [{"cell": t.cell.label, "seed": t.seed, "run_dir": t.run_dir, "error": e} for t, e in result.failed]
+        if json_output:
+            _emit_json({"grid": grid.name, "grid_dir": str(plan.grid_dir), "runs": len(plan.tasks),
+                        "skipped": len(result.skipped), "trained": len(result.done), "failed": failed,
+                        "table": _grid_json(results), "files": [str(p) for p in results["files"]]})
+        else:
+            _print_grid_table(results, f"grid {grid.name} ({plan.grid_dir})")
+        for f in failed:
+            _say(f"failed: {f['cell']} seed {f['seed']}: {f['error']} (traceback in {f['run_dir']}/error.txt)")
+        if failed:
+            raise typer.Exit(EXIT_CELLS_FAILED)
+
+
+@ablate_app.command("table")
+def ablate_table(
+    grid_dir: Path = typer.Argument(..., help="A grid folder, e.g. runs/ablate/clip_dropout.", show_default=False),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Rebuild a grid's table (CSV, Markdown, LaTeX) and curves figure from its run folders."""
+    with _errors():
+        from bnnctl.grid_results import write_grid_results
+
+        results = write_grid_results(grid_dir)
+        for path in results["files"]:
+            _say(f"wrote {path}")
+        if json_output:
+            _emit_json({"grid_dir": str(grid_dir), "table": _grid_json(results), "files": [str(p) for p in results["files"]]})
+        else:
+            _print_grid_table(results, f"grid {results['manifest']['grid']['name']} ({grid_dir})")
 
 
 def main() -> None:

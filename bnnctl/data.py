@@ -163,7 +163,8 @@ def load_arrays(name: str, root: Path, download: bool) -> tuple[dict[str, tuple[
 
 # --- tensors ------------------------------------------------------------------
 
-PIXEL_RANGES = ("symmetric", "positive")
+PIXEL_BOUNDS = {"symmetric": (-1.0, 1.0), "positive": (0.0, 1.0)}
+PIXEL_RANGES = tuple(PIXEL_BOUNDS)
 
 
 def scale_pixels(images: np.ndarray, pixel_range: str = "symmetric") -> torch.Tensor:

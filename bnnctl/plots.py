@@ -37,3 +37,46 @@ def plot_learning_curves(epochs: list[dict[str, Any]], records: list[dict[str, A
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path | None:
+    """Validation accuracy vs iteration, one panel per cell: mean over seeds, a +-1 std band, each seed thin.
+
+    The dashed line is the published peak for the cell, where the grid file gives one.
+    Returns None when no run has finished yet.
+    """
+    if curves.empty:
+        return None
+    labels = [c["label"] for c in manifest["cells"]]
+    reference = (manifest["grid"].get("reference") or {}).get("values") or {}
+    cols = min(4, len(labels))
+    rows = -(-len(labels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, label in zip(axes.flat, labels):
+        cell = curves[curves["cell"] == label]
+        if not cell.empty:
+            for _, seed in cell.groupby("seed"):
+                ax.plot(seed["iteration"], seed["val_acc"], lw=0.6, alpha=0.35, color="tab:blue")
+            stats = cell.groupby("iteration")["val_acc"].agg(["mean", "std", "count"]).reset_index()
+            ax.plot(stats["iteration"], stats["mean"], color="tab:blue", lw=1.6, label="mean over seeds")
+            ax.fill_between(stats["iteration"], stats["mean"] - stats["std"].fillna(0),
+                            stats["mean"] + stats["std"].fillna(0), color="tab:blue", alpha=0.2, lw=0)
+        if label in reference:
+            ax.axhline(reference[label], color="tab:red", ls="--", lw=1, label="report's peak")
+        n = cell["seed"].nunique() if not cell.empty else 0
+        ax.set_title(f"{label} ({n} seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(labels):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation accuracy")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="lower right", fontsize=8)
+    fig.suptitle(f"grid {manifest['grid']['name']}: validation accuracy (mean ± 1 std over seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 from bnnctl.config import DEVICE_PATTERN, OptimizerConfig, TrainConfig, to_dict, to_yaml
-from bnnctl.data import Dataset, Split, iterate_batches, load_dataset
+from bnnctl.augment import AugmentSpec, augment_batch
+from bnnctl.data import PIXEL_BOUNDS, Dataset, Split, iterate_batches, load_dataset
 from bnnctl.errors import ConfigError
 from bnnctl.layers import binary_layers, clippable_parameters
 from bnnctl.models import build_model, get_loss, model_size_bytes
@@ -223,6 +224,7 @@ def run_identity(cfg: TrainConfig) -> dict[str, Any]:
         d.pop(key, None)
     d["data"].pop("root", None)
     d["data"].pop("download", None)
+    d["train"].pop("threads", None)  # how many cores a run used does not change what it computes
     return d
 
 
@@ -241,6 +243,8 @@ class _Training:
     steps: int
     run: Run | None
     observer: TrainObserver
+    augment: AugmentSpec | None = None
+    augment_gen: torch.Generator | None = None
     iteration: int = 0
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -281,6 +285,8 @@ class _Training:
         for step, (x, y) in enumerate(batches):
             if step >= self.steps:
                 break
+            if self.augment is not None:
+                x = augment_batch(x, self.augment, self.augment_gen)
             loss, out = self.step(x, y)
             loss_sum += loss * len(y)
             correct += (out.argmax(1) == y).sum()
@@ -323,7 +329,17 @@ def _prepare(cfg: TrainConfig, run: Run | None, observer: TrainObserver, overrid
         opt=make_optimizer(model, cfg.optimizer, device), loss_fn=get_loss(cfg.model.loss),
         clip_params=clippable_parameters(model), data=data, batch_gen=batch_gen,
         steps=_steps_per_epoch(len(data.train), cfg), run=run, observer=observer,
+        augment=augment_spec(cfg), augment_gen=torch.Generator().manual_seed(cfg.train.seed + 7919),
     )
+
+
+def augment_spec(cfg: TrainConfig) -> AugmentSpec | None:
+    """The augmentation of training batches, or None when ``data.augment`` is off."""
+    d = cfg.data
+    if not d.augment:
+        return None
+    low, high = PIXEL_BOUNDS[d.pixel_range]
+    return AugmentSpec(d.augment_rotation, d.augment_shift, d.augment_jitter, low, high)
 
 
 def fit(cfg: TrainConfig, run: Run | None = None, observer: TrainObserver | None = None,

@@ -1,0 +1,261 @@
+"""Ablation grids: cells and labels, validation before the start, resume after a real kill, launchers, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bnnctl.ablate import GridLock, expand_cells, plan_grid, run_grid, split_grid_args
+from bnnctl.cli import app
+from bnnctl.config import load_grid, load_launcher
+from bnnctl.errors import ConfigError, RunError
+from bnnctl.grid_results import write_grid_results
+from bnnctl.results import t_interval
+
+runner = CliRunner()
+# Everything but wall time is a function of the run folders: these columns must match across reruns.
+DETERMINISTIC = ["cell", "cell_id", "n", "peak_val_acc_mean", "peak_val_acc_std", "peak_val_acc_ci_lo",
+                 "final_val_acc_mean", "test_acc_at_peak_mean", "final_test_acc_mean", "epochs_to_peak_mean"]
+
+
+def write_grid(tmp_path: Path, name: str = "small", axes: str | None = None, seeds: str = "[0, 1]",
+               fixed: str = "[debug=tiny, train.eval_every=8]") -> Path:
+    axes = axes or (
+        "  - {key: train.weight_clip, values: [false, true], short: W}\n"
+        "  - {key: model.dropout, values: [0.0, 0.5], short: D}\n"
+    )
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\nfixed: {fixed}\naxes:\n{axes}seeds: {seeds}\n"
+                    "reference:\n  source: made up\n  values: {none: 0.9, W+D: 0.5}\n")
+    return path
+
+
+def table(grid_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(grid_dir / "results.csv")[DETERMINISTIC]
+
+
+# --- grid files and cells ----------------------------------------------------------
+
+def test_clip_dropout_cells_come_in_the_reports_order_with_its_values():
+    grid = load_grid("clip_dropout")
+    cells = expand_cells(grid, [])
+    assert [c.label for c in cells] == ["none", "W", "D", "G", "W+D", "W+G", "D+G", "W+D+G"]
+    assert [grid.reference.values[c.label] for c in cells] == [0.78, 0.78, 0.44, 0.78, 0.43, 0.78, 0.42, 0.43]
+    assert grid.seeds == [0, 1, 2]
+    wd = cells[4].settings
+    assert wd == {"train.weight_clip": True, "model.dropout": 0.5, "train.grad_clip": False}
+    assert "train.weight_clip=true" in cells[4].overrides and "model.dropout=0.5" in cells[4].overrides
+
+
+@pytest.mark.parametrize("name", ["clip_dropout", "regularized", "width"])
+def test_every_shipped_grid_plans_every_cell(name):
+    plan = plan_grid(load_grid(name, ["ablation.seeds=[0]"]), ["debug=tiny"])
+    assert len({c.cell_id for c in plan.cells}) == len(plan.cells) >= 2
+    assert all(t.cfg.data.name == "synthetic" for t in plan.tasks)
+
+
+def test_cells_of_one_grid_share_a_folder_per_config_and_seeds_split_it(tmp_path):
+    plan = plan_grid(load_grid(str(write_grid(tmp_path))), ["debug=tiny", f"runs_dir={tmp_path}"])
+    assert len(plan.tasks) == 4 * 2
+    dirs = [Path(t.run_dir) for t in plan.tasks]
+    assert len(set(dirs)) == 8
+    assert all(d.parent.parent == tmp_path / "ablate" / "small" / "cells" for d in dirs)
+    assert {d.name for d in dirs} == {"seed-0", "seed-1"}
+    again = plan_grid(load_grid(str(write_grid(tmp_path))), ["debug=tiny", f"runs_dir={tmp_path}"])
+    assert [t.run_dir for t in again.tasks] == [t.run_dir for t in plan.tasks]
+    longer = plan_grid(load_grid(str(write_grid(tmp_path))), ["debug=tiny", f"runs_dir={tmp_path}", "train.epochs=3"])
+    assert not set(t.run_dir for t in longer.tasks) & set(t.run_dir for t in plan.tasks)
+
+
+def test_split_grid_args_routes_each_override():
+    assert split_grid_args(["width", "ablation.seeds=[0]", "launcher=ray", "launcher.workers=2", "data=fashion_mnist"]) == (
+        "width", ["ablation.seeds=[0]"], ["launcher=ray", "launcher.workers=2"], ["data=fashion_mnist"])
+    assert split_grid_args(["train.epochs=2"])[0] == "clip_dropout"
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: load_grid("nope"), "unknown grid 'nope'"),
+    (lambda: load_grid("/no/such/grid.yaml"), "does not exist"),
+    (lambda: load_grid("clip_dropout", ["ablation.seeds=[]"]), "ablation.seeds"),
+    (lambda: load_grid("clip_dropout", ["ablation.bogus=1"]), "bogus"),
+    (lambda: load_launcher(["launcher=slurmx"]), "unknown launcher 'slurmx'"),
+    (lambda: load_launcher(["launcher.workers=-1"]), "launcher.workers"),
+    (lambda: load_launcher(["launcher.wrkers=2"]), "wrkers"),
+    (lambda: expand_cells(load_grid("clip_dropout"), ["model.dropout=0.2"]), "model.dropout is an axis"),
+    (lambda: expand_cells(load_grid("clip_dropout"), ["train.seed=3"]), "ablation.seeds"),
+    (lambda: split_grid_args(["clip_dropout", "width"]), "unexpected argument 'width'"),
+])
+def test_bad_grid_input_is_a_one_line_config_error(call, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_every_cell_is_validated_before_the_first_one_starts(tmp_path):
+    bad = write_grid(tmp_path, axes="  - {key: model.dropout, values: [0.0, 0.5, 1.5]}\n")
+    with pytest.raises(ConfigError, match=r"cell 'model.dropout=1.5'.*model.dropout must be in \[0, 1\)"):
+        plan_grid(load_grid(str(bad)), ["debug=tiny", f"runs_dir={tmp_path}"])
+    assert not (tmp_path / "ablate").exists()
+    result = runner.invoke(app, ["ablate", "grid", str(bad), "debug=tiny", f"runs_dir={tmp_path}"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "1.5" in result.stderr
+
+
+def test_t_interval_matches_hand_computation():
+    mean, std, lo, hi = t_interval(pd.Series([0.80, 0.82, 0.84]))
+    half = 4.302652729911275 * 0.02 / 3 ** 0.5   # t(0.975, df=2)
+    assert (mean, std) == pytest.approx((0.82, 0.02))
+    assert (lo, hi) == pytest.approx((0.82 - half, 0.82 + half))
+    assert t_interval(pd.Series([0.5]))[0] == 0.5 and t_interval(pd.Series([0.5]))[1] != t_interval(pd.Series([0.5]))[1]
+
+
+def test_a_second_driver_on_the_same_grid_is_refused(tmp_path):
+    with GridLock(tmp_path):
+        with pytest.raises(RunError, match=f"already running \\(pid {os.getpid()}\\)"):
+            with GridLock(tmp_path):
+                pass
+
+
+# --- launchers: the same numbers from every engine ------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory) -> pd.DataFrame:
+    """The small grid trained by the local launcher: what every other launcher must reproduce."""
+    tmp = tmp_path_factory.mktemp("local")
+    plan = plan_grid(load_grid(str(write_grid(tmp))), [f"runs_dir={tmp}"])
+    result = run_grid(plan, load_launcher(["launcher.workers=2", "launcher.threads=1"]))
+    assert result.ok and len(result.done) == 8 and not result.skipped
+    write_grid_results(plan.grid_dir)
+    return table(plan.grid_dir)
+
+
+def test_local_launcher_trains_every_cell_and_writes_the_table(local_reference):
+    assert list(local_reference["cell"]) == ["none", "W", "D", "W+D"]
+    assert (local_reference["n"] == 2).all()
+    assert local_reference["peak_val_acc_mean"].between(0.5, 1.0).all()  # synthetic data is learnable
+
+
+@pytest.mark.parametrize("launcher", [
+    ["launcher=ray", "launcher.workers=2", "launcher.threads=1"],
+    ["launcher=submitit", "launcher.cluster=local", "launcher.workers=2", "launcher.threads=1", "launcher.poll_s=0.2"],
+], ids=["ray", "submitit"])
+def test_cluster_launchers_reproduce_the_local_table(tmp_path, launcher, local_reference):
+    plan = plan_grid(load_grid(str(write_grid(tmp_path))), [f"runs_dir={tmp_path}"])
+    result = run_grid(plan, load_launcher(launcher))
+    assert result.ok, result.failed
+    assert len(result.done) == 8
+    write_grid_results(plan.grid_dir)
+    pd.testing.assert_frame_equal(table(plan.grid_dir), local_reference)
+
+
+def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path):
+    # 1600 synthetic training examples: a batch of 5000 fails inside training, not at validation.
+    grid = write_grid(tmp_path, axes="  - {key: train.batch_size, values: [50, 5000], short: B}\n", seeds="[0]")
+    result = runner.invoke(app, ["ablate", "grid", str(grid), f"runs_dir={tmp_path}", "--json"])
+    assert result.exit_code == 3, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["trained"] == 1 and len(summary["failed"]) == 1
+    failure = summary["failed"][0]
+    assert failure["cell"] == "B" and "exceeds the 1600 training examples" in failure["error"]
+    assert "Traceback" in (Path(failure["run_dir"]) / "error.txt").read_text()
+    assert "Traceback" not in result.stderr
+    per_seed = pd.read_csv(Path(summary["grid_dir"]) / "runs.csv")
+    assert list(per_seed["status"]) == ["done", "failed"]
+
+
+# --- resume -------------------------------------------------------------------------------
+
+def _grid_cli(grid: Path, runs: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "bnnctl", "ablate", "grid", str(grid), f"runs_dir={runs}", "train.epochs=4",
+            "model.width=256", "launcher.workers=1", "launcher.threads=1", *extra]
+
+
+def test_a_killed_grid_resumes_only_the_missing_runs_and_gives_the_same_table(tmp_path):
+    grid = write_grid(tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The uninterrupted grid, for comparison.
+    full = subprocess.run(_grid_cli(grid, tmp_path / "full", "--json"), capture_output=True, text=True, env=env, timeout=600)
+    assert full.returncode == 0, full.stderr
+    assert json.loads(full.stdout)["trained"] == 8
+
+    runs = tmp_path / "killed"
+    proc = subprocess.Popen(_grid_cli(grid, runs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(runs.glob("ablate/small/cells/*/seed-*/DONE"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers, as a power cut would
+    proc.wait(timeout=60)
+    done_before = {p.parent: p.read_text() for p in runs.glob("ablate/small/cells/*/seed-*/DONE")}
+    assert 3 <= len(done_before) < 8, "the kill came too late to test anything"
+    metrics_before = {d: (d / "metrics.jsonl").read_text() for d in done_before}
+
+    rerun = subprocess.run(_grid_cli(grid, runs, "--json"), capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["skipped"] == len(done_before) and summary["trained"] == 8 - len(done_before)
+    for run_dir, stamp in done_before.items():   # finished runs were not touched
+        assert (run_dir / "DONE").read_text() == stamp
+        assert (run_dir / "metrics.jsonl").read_text() == metrics_before[run_dir]
+    pd.testing.assert_frame_equal(table(runs / "ablate" / "small"), table(tmp_path / "full" / "ablate" / "small"))
+
+    # A third run trains nothing and rewrites the same table.
+    third = subprocess.run(_grid_cli(grid, runs, "--json"), capture_output=True, text=True, env=env, timeout=600)
+    assert third.returncode == 0 and json.loads(third.stdout)["trained"] == 0
+    pd.testing.assert_frame_equal(table(runs / "ablate" / "small"), table(tmp_path / "full" / "ablate" / "small"))
+
+
+# --- the table command ------------------------------------------------------------------------
+
+def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_path):
+    plan = plan_grid(load_grid(str(write_grid(tmp_path, seeds="[0]"))), [f"runs_dir={tmp_path}"])
+    assert run_grid(plan, load_launcher(["launcher.workers=1", "launcher.threads=1"])).ok
+    write_grid_results(plan.grid_dir)
+    for name in ("results.csv", "table.md", "table.tex", "curves.png"):
+        (plan.grid_dir / name).unlink()
+    result = runner.invoke(app, ["ablate", "table", str(plan.grid_dir)])
+    assert result.exit_code == 0, result.stderr
+    for name in ("results.csv", "runs.csv", "table.md", "table.tex", "curves.png"):
+        assert (plan.grid_dir / name).stat().st_size > 0
+    md = (plan.grid_dir / "table.md").read_text()
+    assert "report peak val %" in md and "| none " in md and "| 90 " in md and "| 50 " in md
+    tex = (plan.grid_dir / "table.tex").read_text()
+    assert "\\begin{table}" in tex and "W+D" in tex and "\\%" in tex
+    assert "report" in result.stdout
+
+
+def test_table_of_a_folder_that_is_not_a_grid_is_a_one_line_error(tmp_path):
+    result = runner.invoke(app, ["ablate", "table", str(tmp_path)])
+    assert result.exit_code == 2 and "not an ablation grid folder" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_ctrl_c_stops_the_grid_and_its_workers_with_exit_130(tmp_path):
+    grid = write_grid(tmp_path)
+    runs = tmp_path / "runs"
+    cmd = _grid_cli(grid, runs)
+    cmd[cmd.index("train.epochs=4")] = "train.epochs=50"   # cells far longer than the test waits
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(runs.glob("ablate/small/cells/*/seed-0/metrics.jsonl")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal sends: the whole process group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: finished cells are kept" in stderr and "Traceback" not in stderr
+    assert not list(runs.glob("ablate/small/cells/*/seed-*/DONE"))
+    for _ in range(50):   # workers are terminated before the driver exits; give the OS a moment to reap
+        leftover = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout.strip()
+        if not leftover:
+            break
+        time.sleep(0.1)
+    assert leftover == "", f"processes outlived the grid: {leftover}"
