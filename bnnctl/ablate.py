@@ -162,7 +162,10 @@ def plan_grid(grid: AblationConfig, user_overrides: list[str]) -> GridPlan:
         for seed, cfg, overrides in cell_tasks:
             run_dir = Path(cfg.runs_dir).expanduser() / "ablate" / grid.name / "cells" / cell_id / f"seed-{seed}"
             tasks.append(CellTask(cell, seed, cfg, overrides, str(run_dir)))
-    (runs_dir,) = runs_dirs  # runs_dir cannot be an axis (it is not part of the identity)
+    if len(runs_dirs) != 1:
+        raise ConfigError(f"the cells of grid {grid.name!r} name different runs_dir values {sorted(runs_dirs)}: "
+                          "a grid lives in one runs folder")
+    (runs_dir,) = runs_dirs
     return GridPlan(grid, Path(runs_dir).expanduser() / "ablate" / grid.name, planned, tasks, list(user_overrides))
 
 

@@ -137,7 +137,9 @@ class LocalLauncher(Launcher):
     def submit(self, task):
         from bnnctl.ablate import run_cell
 
-        return self.pool.submit(run_cell, task)
+        future = self.pool.submit(run_cell, task)
+        future.bnnctl_pool = self.pool  # which pool ran it: one dead worker breaks every future of its pool
+        return future
 
     def wait_any(self, handles, timeout):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -153,8 +155,9 @@ class LocalLauncher(Launcher):
         try:
             return handle.result()
         except BrokenProcessPool:
-            self._replace_broken_pool()
-            return {"status": "failed", "error": "its worker process died (killed, or out of memory)"}
+            if getattr(handle, "bnnctl_pool", None) is self.pool:
+                self._replace_broken_pool()
+            return {"status": "failed", "error": "a worker process died (killed, or out of memory); rerun the grid to retry"}
         except Exception as exc:  # noqa: BLE001 - e.g. the task could not be pickled
             return {"status": "failed", "error": _first_line(exc)}
 

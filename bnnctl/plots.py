@@ -74,9 +74,9 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
         ax.set_ylabel("validation accuracy")
     handles, names = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, names, loc="lower right", fontsize=8)
-    fig.suptitle(f"grid {manifest['grid']['name']}: validation accuracy (mean ± 1 std over seeds)", fontsize=10)
-    fig.tight_layout()
+        fig.legend(handles, names, loc="upper right", fontsize=8, ncol=2, frameon=False)
+    fig.suptitle(f"grid {manifest['grid']['name']}: validation accuracy (mean ± 1 std over seeds)", fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

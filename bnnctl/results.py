@@ -100,10 +100,20 @@ def aggregate_seeds(per_seed: pd.DataFrame, by: list[str], metrics: list[str], c
     return pd.DataFrame(rows)
 
 
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Text safe inside LaTeX (the caption: Styler escapes cells, not captions)."""
+    return "".join(LATEX_SPECIALS.get(c, c) for c in text)
+
+
 def write_latex(frame: pd.DataFrame, path: Path, caption: str = "", label: str = "") -> Path:
     """A booktabs LaTeX table (pandas' Styler), for pasting into a paper."""
     styler = frame.style.hide(axis="index").format(precision=2, na_rep="--", escape="latex")
     styler = styler.format_index(escape="latex", axis=1)
-    latex = styler.to_latex(hrules=True, caption=caption or None, label=label or None, position_float="centering")
-    atomic_write_text(path, latex)
+    latex = styler.to_latex(hrules=True, caption=latex_escape(caption) or None, label=label or None,
+                            position_float="centering")
+    atomic_write_text(path, latex.replace("±", r"$\pm$"))
     return path

@@ -19,7 +19,7 @@ from bnnctl.cli import app
 from bnnctl.config import load_grid, load_launcher
 from bnnctl.errors import ConfigError, RunError
 from bnnctl.grid_results import write_grid_results
-from bnnctl.results import t_interval
+from bnnctl.results import latex_escape, t_interval
 
 runner = CliRunner()
 # Everything but wall time is a function of the run folders: these columns must match across reruns.
@@ -107,6 +107,10 @@ def test_every_cell_is_validated_before_the_first_one_starts(tmp_path):
     assert not (tmp_path / "ablate").exists()
     result = runner.invoke(app, ["ablate", "grid", str(bad), "debug=tiny", f"runs_dir={tmp_path}"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "1.5" in result.stderr
+
+
+def test_latex_escape_makes_captions_safe():
+    assert latex_escape("grid clip_dropout: 95% & more") == r"grid clip\_dropout: 95\% \& more"
 
 
 def test_t_interval_matches_hand_computation():
@@ -228,7 +232,7 @@ def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_
     md = (plan.grid_dir / "table.md").read_text()
     assert "report peak val %" in md and "| none " in md and "| 90 " in md and "| 50 " in md
     tex = (plan.grid_dir / "table.tex").read_text()
-    assert "\\begin{table}" in tex and "W+D" in tex and "\\%" in tex
+    assert "\\begin{table}" in tex and "W+D" in tex and "\\%" in tex and "±" not in tex
     assert "report" in result.stdout
 
 
@@ -259,3 +263,23 @@ def test_ctrl_c_stops_the_grid_and_its_workers_with_exit_130(tmp_path):
             break
         time.sleep(0.1)
     assert leftover == "", f"processes outlived the grid: {leftover}"
+
+
+def test_a_worker_killed_mid_cell_fails_that_cell_and_the_grid_goes_on(tmp_path):
+    grid = write_grid(tmp_path, axes="  - {key: train.weight_clip, values: [false, true], short: W}\n", seeds="[0]")
+    runs = tmp_path / "runs"
+    cmd = _grid_cli(grid, runs, "--json")
+    cmd[cmd.index("train.epochs=4")] = "train.epochs=12"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(runs.glob("ablate/small/cells/*/seed-0/metrics.jsonl")):
+        time.sleep(0.1)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True)
+    assert workers.stdout.split(), "no worker process found"
+    os.kill(int(workers.stdout.split()[0]), signal.SIGKILL)   # as the kernel's OOM killer would
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 3, stderr
+    summary = json.loads(stdout)
+    assert summary["trained"] == 1 and len(summary["failed"]) == 1
+    assert summary["failed"][0]["cell"] == "none" and "worker process died" in summary["failed"][0]["error"]
