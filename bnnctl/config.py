@@ -298,11 +298,14 @@ class LauncherConfig:
     poll_s: float = 1.0                 # how often to poll for finished cells
 
 
-def _load_structured(schema: type, sources: list[Any], what: str) -> Any:
+def _load_structured(schema: type, sources: list[Any], what: str, prefix: str) -> Any:
+    """Merge YAML and overrides into a dataclass schema; errors name the key as the user writes it."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), *sources)
         return OmegaConf.to_object(merged)
     except (OmegaConfBaseException, OSError, ValueError) as exc:
+        if getattr(exc, "full_key", None):
+            exc.full_key = f"{prefix}.{exc.full_key}"
         raise ConfigError(f"invalid {what}: {_one_line(exc)}") from None
 
 
@@ -341,7 +344,7 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
     except (OmegaConfBaseException, OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the grid file {path}: {_one_line(exc)}") from None
     grid: AblationConfig = _load_structured(AblationConfig, [raw, _dotlist(list(overrides), "ablation")],
-                                            f"grid file {path}")
+                                            f"grid file {path}", "ablation")
     keys = [a.key for a in grid.axes]
     checks = [
         (bool(grid.axes), f"grid {grid.name!r} has no axes"),
@@ -370,7 +373,7 @@ def load_launcher(overrides: list[str] = ()) -> LauncherConfig:
     if name not in group_options("launcher"):
         raise ConfigError(f"unknown launcher {name!r} (choose from: {', '.join(group_options('launcher'))})")
     raw = OmegaConf.load(conf_dir() / "launcher" / f"{name}.yaml")
-    cfg: LauncherConfig = _load_structured(LauncherConfig, [raw, _dotlist(rest, "launcher")], "launcher config")
+    cfg: LauncherConfig = _load_structured(LauncherConfig, [raw, _dotlist(rest, "launcher")], "launcher config", "launcher")
     checks = [
         (cfg.name in LAUNCHERS, f"launcher.name must be one of {', '.join(LAUNCHERS)}, got {cfg.name!r}"),
         (cfg.workers >= 0 and cfg.threads >= 0, f"launcher.workers and launcher.threads must be >= 0, got {cfg.workers} and {cfg.threads}"),

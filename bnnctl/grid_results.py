@@ -118,7 +118,7 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
                f"t-interval over seeds; 'report' is {(grid.get('reference') or {}).get('source', '')}.")
     md = grid_dir / "table.md"
     overrides = " ".join(manifest.get("overrides") or []) or "(none)"
-    md.write_text(f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False)}\n")
+    md.write_text(f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
     files.append(md)
     files.append(write_latex(shown, grid_dir / "table.tex", caption=caption, label=f"tab:{grid['name']}"))
     curves = plot_grid_curves(_curves(manifest, per_seed), grid_dir / "curves.png", manifest)
