@@ -16,7 +16,7 @@ import pandas as pd
 
 from bnnctl.ablate import ERROR_FILE, read_manifest
 from bnnctl.results import aggregate_seeds, write_latex, write_table
-from bnnctl.runs import DONE, METRICS, SUMMARY
+from bnnctl.runs import DONE, METRICS, SUMMARY, atomic_write_text
 
 METRICS_OF_A_RUN = {   # column -> summary.json key
     "peak_val_acc": "best_val_acc",
@@ -118,7 +118,7 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
                f"t-interval over seeds; 'report' is {(grid.get('reference') or {}).get('source', '')}.")
     md = grid_dir / "table.md"
     overrides = " ".join(manifest.get("overrides") or []) or "(none)"
-    md.write_text(f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
+    atomic_write_text(md, f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
     files.append(md)
     files.append(write_latex(shown, grid_dir / "table.tex", caption=caption, label=f"tab:{grid['name']}"))
     curves = plot_grid_curves(_curves(manifest, per_seed), grid_dir / "curves.png", manifest)

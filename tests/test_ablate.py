@@ -283,3 +283,14 @@ def test_a_worker_killed_mid_cell_fails_that_cell_and_the_grid_goes_on(tmp_path)
     summary = json.loads(stdout)
     assert summary["trained"] == 1 and len(summary["failed"]) == 1
     assert summary["failed"][0]["cell"] == "none" and "worker process died" in summary["failed"][0]["error"]
+
+
+def test_result_files_are_readable_by_others_as_the_umask_allows(tmp_path):
+    from bnnctl.runs import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "x.md", "hi\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.md").stat().st_mode & 0o777 == 0o644
