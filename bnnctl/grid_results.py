@@ -128,11 +128,15 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
 
 
 def _curves(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:
-    """Validation accuracy by iteration, one row per cell x seed x iteration (finished runs only)."""
+    """Validation accuracy by iteration (and fraction of epochs), one row per cell x seed x iteration (finished runs)."""
     rows = []
     for run in per_seed[per_seed["status"] == "done"].itertuples():
-        for record in (json.loads(line) for line in (Path(run.path) / METRICS).read_text().splitlines() if line.strip()):
+        records = [json.loads(line) for line in (Path(run.path) / METRICS).read_text().splitlines() if line.strip()]
+        per_epoch = next((r["iteration"] for r in records if r.get("kind") == "epoch"), 1) or 1
+        for record in records:
             if "val_acc" in record and "iteration" in record:
-                rows.append({"cell": run.cell, "seed": run.seed, "iteration": record["iteration"], "val_acc": record["val_acc"]})
-    frame = pd.DataFrame(rows, columns=["cell", "seed", "iteration", "val_acc"])
+                rows.append({"cell": run.cell, "seed": run.seed, "iteration": record["iteration"],
+                             "epoch": record["iteration"] / per_epoch, "iters_per_epoch": per_epoch,
+                             "val_acc": record["val_acc"]})
+    frame = pd.DataFrame(rows, columns=["cell", "seed", "iteration", "epoch", "iters_per_epoch", "val_acc"])
     return frame.drop_duplicates(["cell", "seed", "iteration"])

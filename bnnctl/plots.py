@@ -40,7 +40,8 @@ def plot_learning_curves(epochs: list[dict[str, Any]], records: list[dict[str, A
 
 
 def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path | None:
-    """Validation accuracy vs iteration, one panel per cell: mean over seeds, a +-1 std band, each seed thin.
+    """Validation accuracy vs iteration (vs epoch when cells differ in batch size), one panel per cell:
+    mean over seeds, a +-1 std band, each seed thin.
 
     The dashed line is the published peak for the cell, where the grid file gives one.
     Returns None when no run has finished yet.
@@ -48,6 +49,8 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
     if curves.empty:
         return None
     labels = [c["label"] for c in manifest["cells"]]
+    # Iterations compare cells only when they share the batch size; otherwise plot against epochs.
+    x = "iteration" if curves["iters_per_epoch"].nunique() == 1 else "epoch"
     reference = (manifest["grid"].get("reference") or {}).get("values") or {}
     cols = min(4, len(labels))
     rows = -(-len(labels) // cols)
@@ -56,10 +59,10 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
         cell = curves[curves["cell"] == label]
         if not cell.empty:
             for _, seed in cell.groupby("seed"):
-                ax.plot(seed["iteration"], seed["val_acc"], lw=0.6, alpha=0.35, color="tab:blue")
-            stats = cell.groupby("iteration")["val_acc"].agg(["mean", "std", "count"]).reset_index()
-            ax.plot(stats["iteration"], stats["mean"], color="tab:blue", lw=1.6, label="mean over seeds")
-            ax.fill_between(stats["iteration"], stats["mean"] - stats["std"].fillna(0),
+                ax.plot(seed[x], seed["val_acc"], lw=0.6, alpha=0.35, color="tab:blue")
+            stats = cell.groupby(x)["val_acc"].agg(["mean", "std", "count"]).reset_index()
+            ax.plot(stats[x], stats["mean"], color="tab:blue", lw=1.6, label="mean over seeds")
+            ax.fill_between(stats[x], stats["mean"] - stats["std"].fillna(0),
                             stats["mean"] + stats["std"].fillna(0), color="tab:blue", alpha=0.2, lw=0)
         if label in reference:
             ax.axhline(reference[label], color="tab:red", ls="--", lw=1, label="report's peak")
@@ -69,7 +72,7 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
     for ax in axes.flat[len(labels):]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("iteration")
+        ax.set_xlabel(x)
     for ax in axes[:, 0]:
         ax.set_ylabel("validation accuracy")
     handles, names = axes.flat[0].get_legend_handles_labels()
