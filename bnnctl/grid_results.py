@@ -93,7 +93,9 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
     reference = manifest["grid"].get("reference") or {}
     shown = pd.DataFrame({"cell": table["cell"]})
     for axis in axes:
-        shown[axis.get("short") or axis["key"]] = table[axis["key"]].map(_setting)
+        switch = all(isinstance(v, bool) for v in axis["values"])   # on/off axes go by their short label
+        header = (axis.get("short") or axis["key"]) if switch else axis["key"].rsplit(".", 1)[-1]
+        shown[header] = table[axis["key"]].map(_setting)
     shown["seeds"] = table["n"].astype(str) + "/" + table["seeds"].astype(str)
     for metric in METRICS_OF_A_RUN:
         scale, digits = (100, 2) if metric in ACCURACIES else (1, 1)
