@@ -143,17 +143,16 @@ def plan_grid(grid: AblationConfig, user_overrides: list[str]) -> GridPlan:
     seen: dict[str, str] = {}
     runs_dirs = set()
     for cell in cells:
-        cell_tasks = []
-        for seed in grid.seeds:
-            overrides = [*cell.overrides, f"train.seed={seed}"]
-            try:
-                cfg = compose_train(overrides)
-            except ConfigError as exc:
-                raise ConfigError(f"cell {cell.label!r} of grid {grid.name!r}: {exc}") from None
-            cfg.name = f"{grid.name}/{cell.label}"
-            cell_tasks.append((seed, cfg, overrides))
-            runs_dirs.add(cfg.runs_dir)
-        cell_id = config_hash(cell_identity(cell_tasks[0][1]))
+        # The seed changes nothing Hydra composes or validation checks: compose once per cell.
+        try:
+            base = compose_train([*cell.overrides, f"train.seed={grid.seeds[0]}"])
+        except ConfigError as exc:
+            raise ConfigError(f"cell {cell.label!r} of grid {grid.name!r}: {exc}") from None
+        base.name = f"{grid.name}/{cell.label}"
+        runs_dirs.add(base.runs_dir)
+        cell_tasks = [(seed, dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed)),
+                       [*cell.overrides, f"train.seed={seed}"]) for seed in grid.seeds]
+        cell_id = config_hash(cell_identity(base))
         if cell_id in seen:
             raise ConfigError(f"cells {seen[cell_id]!r} and {cell.label!r} of grid {grid.name!r} resolve to the same config")
         seen[cell_id] = cell.label
@@ -273,7 +272,8 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
     with GridLock(plan.grid_dir):
         write_manifest(plan)
         pending = plan.pending()
-        result.skipped = [t for t in plan.tasks if t not in pending]
+        to_run = {t.run_dir for t in pending}
+        result.skipped = [t for t in plan.tasks if t.run_dir not in to_run]
         observer.on_grid_start(plan, pending)
         if pending:
             launcher = make_launcher(launcher_cfg, plan.grid_dir, pending)

@@ -72,24 +72,28 @@ app.add_typer(ablate_app, name="ablate")
 EXIT_CELLS_FAILED = 3   # `ablate grid`: the grid ran, but some cells failed
 
 
+def _say(message: str) -> None:
+    """A plain line on stderr: no rich markup or highlighting, never wrapped."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
 def _errors(interrupted: str = "finished epochs are kept in the run folder, which has no DONE marker") -> Iterator[None]:
     """One line and exit 2 for bad input, 130 for Ctrl-C, 1 (one line) for anything unexpected."""
     try:
         yield
     except BnnctlError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        _say(f"error: {exc}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print(f"interrupted: {interrupted}", markup=False, highlight=False, soft_wrap=True)
+        _say(f"interrupted: {interrupted}")
         raise typer.Exit(130) from None
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback on request
         if os.environ.get("BNNCTL_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (set BNNCTL_DEBUG=1 for the traceback)",
-                  markup=False, highlight=False, soft_wrap=True)
+        _say(f"internal error: {type(exc).__name__}: {exc} (set BNNCTL_DEBUG=1 for the traceback)")
         raise typer.Exit(1) from None
 
 
@@ -131,13 +135,13 @@ def _observer():
     class LineObserver(TrainObserver):
         def on_fit_start(self, *, epochs, steps_per_epoch, run, device):
             where = f" -> {run.path}" if run is not None else ""
-            err.print(f"training {epochs} epochs x {steps_per_epoch} steps on {device}{where}", markup=False, highlight=False, soft_wrap=True)
+            _say(f"training {epochs} epochs x {steps_per_epoch} steps on {device}{where}")
 
         def on_epoch_end(self, record):
             parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}", f"train_acc {record['train_acc']:.4f}"]
             parts += [f"{k} {record[k]:.4f}" for k in ("val_acc", "test_acc") if k in record]
             parts.append(f"{record['epoch_time_s']:.1f}s")
-            err.print("  ".join(parts), markup=False, highlight=False)
+            _say("  ".join(parts))
 
     class RichObserver(LineObserver):
         def __init__(self):
@@ -234,11 +238,11 @@ def runs_ls(
         frame = collect_runs(runs_dir)
         if write is not None:
             for path in write_table(frame, write, "runs"):
-                err.print(f"wrote {path}", markup=False, highlight=False)
+                _say(f"wrote {path}")
         if json_output:
             _emit_json(json.loads(frame.to_json(orient="records")))
         elif frame.empty:
-            err.print(f"no runs under {runs_dir / 'train'}", markup=False, highlight=False)
+            _say(f"no runs under {runs_dir / 'train'}")
         else:
             shown = frame.drop(columns=[c for c in ("path", "name") if c in frame.columns])
             _print_frame(shown, f"runs in {runs_dir / 'train'}", out)
@@ -260,7 +264,7 @@ def bench_train(
 
         result = bench_train_step(batch_size=batch_size, width=width, steps=steps, warmup=warmup,
                                   compile_model=compile_model, device=device,
-                                  progress=lambda msg: err.print(msg, markup=False, highlight=False))
+                                  progress=_say)
         if json_output:
             _emit_json(result)
             return
@@ -276,10 +280,6 @@ def bench_train(
 
 
 # --- ablation grids ---------------------------------------------------------------
-
-def _say(message: str) -> None:
-    err.print(message, markup=False, highlight=False, soft_wrap=True)
-
 
 def _grid_observer():
     """A rich bar for the grid (done / running / failed, ETA) on a terminal; a line per cell otherwise."""
@@ -329,9 +329,6 @@ def _grid_observer():
         def on_cell_end(self, task, outcome):
             super().on_cell_end(task, outcome)
             self.progress.update(self.bar, advance=1, info=self._info())
-
-        def on_grid_end(self, result):
-            self.progress.stop()
 
     return RichGridObserver() if err.is_terminal else LineGridObserver()
 

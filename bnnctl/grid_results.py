@@ -8,7 +8,6 @@ from run to run; every other number is a function of the run folders alone.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pandas as pd
 
 from bnnctl.ablate import ERROR_FILE, read_manifest
 from bnnctl.results import aggregate_seeds, write_latex, write_table
-from bnnctl.runs import DONE, METRICS, SUMMARY, atomic_write_text
+from bnnctl.runs import Run, atomic_write_text
 
 METRICS_OF_A_RUN = {   # column -> summary.json key
     "peak_val_acc": "best_val_acc",
@@ -34,7 +33,7 @@ HEADERS = {
 
 
 def _run_status(run_dir: Path) -> str:
-    if (run_dir / DONE).is_file():
+    if Run(run_dir).done:
         return "done"
     if (run_dir / ERROR_FILE).is_file():
         return "failed"
@@ -52,7 +51,7 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
             row: dict[str, Any] = {"order": order, "cell": cell["label"], "cell_id": cell["id"], "seed": seed,
                                    **cell["settings"], "status": _run_status(run_dir), "path": str(run_dir)}
             if row["status"] == "done":
-                summary = json.loads((run_dir / SUMMARY).read_text())
+                summary = Run(run_dir).summary()
                 row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
             rows.append(row)
     return manifest, pd.DataFrame(rows)
@@ -115,7 +114,7 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     table = cell_table(manifest, per_seed)
     shown = display_table(manifest, table)
     grid = manifest["grid"]
-    files = write_table(table, grid_dir, "results")[:1] + write_table(per_seed, grid_dir, "runs")[:1]
+    files = write_table(table, grid_dir, "results", markdown=False) + write_table(per_seed, grid_dir, "runs", markdown=False)
     caption = (f"Ablation grid {grid['name']}: {grid.get('description', '')}. Mean ± half-width of the 95% "
                f"t-interval over seeds; 'report' is {(grid.get('reference') or {}).get('source', '')}.")
     md = grid_dir / "table.md"
@@ -133,7 +132,7 @@ def _curves(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:
     """Validation accuracy by iteration (and fraction of epochs), one row per cell x seed x iteration (finished runs)."""
     rows = []
     for run in per_seed[per_seed["status"] == "done"].itertuples():
-        records = [json.loads(line) for line in (Path(run.path) / METRICS).read_text().splitlines() if line.strip()]
+        records = Run(Path(run.path)).metrics()
         per_epoch = next((r["iteration"] for r in records if r.get("kind") == "epoch"), 1) or 1
         for record in records:
             if "val_acc" in record and "iteration" in record:

@@ -42,8 +42,20 @@ def available_cpus() -> int:
 def _uses_gpu(tasks: list["CellTask"]) -> bool:
     import torch
 
-    return torch.cuda.is_available() and any(t.cfg.train.device in ("auto", "cuda") or t.cfg.train.device.startswith("cuda")
+    return torch.cuda.is_available() and any(t.cfg.train.device == "auto" or t.cfg.train.device.startswith("cuda")
                                              for t in tasks)
+
+
+def split_cores(cpus: int, workers: int, n_tasks: int, gpu: bool = False) -> tuple[int, int]:
+    """(workers, torch threads per worker) for ``cpus`` cores; ``workers=0`` picks the count.
+
+    One cell per GPU (more would only queue on it); on CPUs one worker per two
+    cores, because two threads per cell used the cores best in our measurement
+    (see README, "Launchers"). Never more workers than cells.
+    """
+    auto = 1 if gpu else max(1, cpus // 2)
+    workers = min(workers or auto, max(n_tasks, 1))
+    return workers, max(1, cpus // workers)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -121,18 +133,17 @@ class LocalLauncher(Launcher):
     """A pool of worker processes (spawned: no fork of a threaded torch) on this machine."""
 
     def __init__(self, cfg: LauncherConfig, n_tasks: int, gpu: bool):
+        self.workers, threads = split_cores(available_cpus(), cfg.workers, n_tasks, gpu)
+        self.threads = cfg.threads or threads
+        self.max_in_flight = self.workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        cpus = available_cpus()
-        # One cell per GPU (they would only queue on it); on CPUs two threads per cell
-        # used the cores best in our measurement (see README, "Launchers").
-        auto_workers = 1 if gpu else max(1, cpus // 2)
-        self.workers = min(cfg.workers or auto_workers, max(n_tasks, 1))
-        self.threads = cfg.threads or max(1, cpus // self.workers)
-        self.max_in_flight = self.workers
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_local_worker, initargs=(self.threads,))
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_local_worker, initargs=(self.threads,))
 
     def submit(self, task):
         from bnnctl.ablate import run_cell
@@ -163,12 +174,8 @@ class LocalLauncher(Launcher):
 
     def _replace_broken_pool(self) -> None:
         """A dead worker breaks the whole pool: start a new one for the cells still to come."""
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_local_worker, initargs=(self.threads,))
+        self.pool = self._new_pool()
 
     def close(self, cancel):
         if cancel:
@@ -184,16 +191,12 @@ class LocalLauncher(Launcher):
 
 # --- Ray -----------------------------------------------------------------------------
 
-def _run_cell_in_ray(task: "CellTask") -> dict[str, Any]:
-    from bnnctl.ablate import run_cell
-
-    return run_cell(task)
-
-
 class RayLauncher(Launcher):
     """Cells as Ray tasks, each reserving ``cpus_per_task`` CPUs (default: its threads)."""
 
-    def __init__(self, cfg: LauncherConfig, n_tasks: int, gpu: bool):
+    def __init__(self, cfg: LauncherConfig, n_tasks: int):
+        from bnnctl.ablate import run_cell
+
         try:
             import ray
         except ImportError:
@@ -212,11 +215,10 @@ class RayLauncher(Launcher):
                 raise ConfigError(f"cannot start or reach the Ray cluster ({cfg.address or 'local'}): {_first_line(exc)}") from None
             self.started_here = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
-        local_workers = max(1, cluster_cpus // 2)
-        self.threads = cfg.threads or cfg.cpus_per_task or max(1, cluster_cpus // min(cfg.workers or local_workers, max(n_tasks, 1)))
+        self.threads = cfg.threads or cfg.cpus_per_task or split_cores(cluster_cpus, cfg.workers, n_tasks)[1]
         cpus = cfg.cpus_per_task or self.threads
         self.max_in_flight = cfg.workers or max(1, cluster_cpus // cpus)
-        self.remote = ray.remote(num_cpus=cpus, num_gpus=cfg.gpus_per_task, max_retries=0)(_run_cell_in_ray)
+        self.remote = ray.remote(num_cpus=cpus, num_gpus=cfg.gpus_per_task, max_retries=0)(run_cell)
 
     def submit(self, task):
         return self.remote.remote(task)
@@ -298,7 +300,7 @@ def make_launcher(cfg: LauncherConfig, grid_dir: Path, tasks: list["CellTask"]) 
     if cfg.name == "local":
         return LocalLauncher(cfg, len(tasks), _uses_gpu(tasks))
     if cfg.name == "ray":
-        return RayLauncher(cfg, len(tasks), _uses_gpu(tasks))
+        return RayLauncher(cfg, len(tasks))
     if cfg.name == "submitit":
         return SubmititLauncher(cfg, len(tasks), grid_dir)
     raise ConfigError(f"unknown launcher {cfg.name!r} (choose from: local, ray, submitit)")

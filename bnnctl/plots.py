@@ -60,7 +60,7 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
         if not cell.empty:
             for _, seed in cell.groupby("seed"):
                 ax.plot(seed[x], seed["val_acc"], lw=0.6, alpha=0.35, color="tab:blue")
-            stats = cell.groupby(x)["val_acc"].agg(["mean", "std", "count"]).reset_index()
+            stats = cell.groupby(x)["val_acc"].agg(["mean", "std"]).reset_index()
             ax.plot(stats[x], stats["mean"], color="tab:blue", lw=1.6, label="mean over seeds")
             ax.fill_between(stats[x], stats["mean"] - stats["std"].fillna(0),
                             stats["mean"] + stats["std"].fillna(0), color="tab:blue", alpha=0.2, lw=0)

@@ -59,12 +59,15 @@ def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame({"metric": list(summary), "value": list(summary.values())})
 
 
-def write_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, floatfmt: str = ".4f") -> list[Path]:
-    """``<stem>.csv`` and ``<stem>.md`` in ``out_dir``; returns their paths."""
+def write_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, floatfmt: str = ".4f",
+                markdown: bool = True) -> list[Path]:
+    """``<stem>.csv`` and (unless ``markdown`` is false) ``<stem>.md`` in ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
     atomic_write_text(csv_path, frame.to_csv(index=False))
+    if not markdown:
+        return [csv_path]
     atomic_write_text(md_path, frame.to_markdown(index=False, floatfmt=floatfmt) + "\n")
     return [csv_path, md_path]
 

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from bnnctl.config import DEVICE_PATTERN, OptimizerConfig, TrainConfig, to_dict, to_yaml
 from bnnctl.augment import AugmentSpec, augment_batch
+from bnnctl.config import DEVICE_PATTERN, OptimizerConfig, TrainConfig, to_dict, to_yaml
 from bnnctl.data import PIXEL_BOUNDS, Dataset, Split, iterate_batches, load_dataset
 from bnnctl.errors import ConfigError
 from bnnctl.layers import binary_layers, clippable_parameters
