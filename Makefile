@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.installed
 BNNCTL_DATA ?= $(firstword $(wildcard ../shared/data) ./data)
 export BNNCTL_DATA
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ run: setup
 # The whole suite, the slow real-data checks included.
 test: setup
 	$(BIN)/pytest -q
+
+# Lint, format and layering checks (CI runs them before the tests).
+lint: setup
+	$(BIN)/ruff check bnnctl tests
+	$(BIN)/ruff format --check bnnctl tests
+	$(BIN)/lint-imports
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"

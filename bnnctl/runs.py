@@ -1,30 +1,43 @@
-"""One self-describing folder per run, safe against interruption.
+"""The run contract: one self-describing folder per run, its identity, its status, its trained model.
 
 A run folder holds everything needed to reproduce and audit the run: the
-resolved config, the command-line overrides, the environment (package
-versions, git commit, device), metrics as JSON lines, a summary, a checkpoint,
-and a ``DONE`` marker written last. Files are written atomically (temp file +
-rename), so a crash or Ctrl-C never leaves a half-written summary or
-checkpoint, and a folder without ``DONE`` is known to be incomplete.
+resolved config, the command-line overrides, the environment, metrics as JSON
+lines, a summary, a checkpoint that embeds its config, and a ``DONE`` marker
+written last (``error.txt`` instead when it failed). Files are written
+atomically, so a crash never leaves a half-written summary or checkpoint.
+
+**Identity.** A run's id is the hash of the values of its config that differ
+from the schema's defaults (binarizer parameters at their binarizer's
+defaults count as defaults too), without the keys that say where or how it
+ran (``schema.NOT_IDENTITY``). A new key with a default therefore never moves
+an existing id, and a grid rerun finds every finished cell.
+
+**Status.** One vocabulary for train runs, grid cells and tables: done,
+failed, incomplete (started, no DONE: interrupted), missing, damaged (DONE
+but the summary cannot be read).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
+import io
 import json
-import os
-import platform
-import socket
-import subprocess
-import sys
+import shutil
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bnnctl.errors import RunError
+from bnnctl.config import TrainConfig, from_container, load_yaml, to_container, to_yaml
+from bnnctl.config.schema import NOT_IDENTITY
+from bnnctl.errors import ConfigError, RunError
+from bnnctl.files import atomic_write_bytes, atomic_write_text, write_json
+from bnnctl.provenance import environment
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 DONE = "DONE"
 CONFIG = "config.yaml"
@@ -33,88 +46,83 @@ ENV = "env.json"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
-PACKAGES = ("bnnctl", "torch", "torchvision", "numpy", "hydra-core", "omegaconf", "typer", "rich", "pandas", "matplotlib")
+ERROR = "error.txt"
+CHECKPOINT_FORMAT = "bnnctl-checkpoint-v2"  # v2 embeds the resolved config; v1 (older runs) did not
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+class Status(enum.StrEnum):
+    done = "done"
+    failed = "failed"
+    incomplete = "incomplete"
+    missing = "missing"
+    damaged = "damaged"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared like any file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# --- identity -----------------------------------------------------------------------
+
+_SAME = object()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def _diff(value: Any, default: Any) -> Any:
+    """The parts of ``value`` that differ from ``default`` (dicts recursively), or _SAME."""
+    if isinstance(value, dict) and isinstance(default, dict):
+        out = {}
+        for key, v in value.items():
+            d = _diff(v, default[key]) if key in default else v
+            if d is not _SAME:
+                out[key] = d
+        return out or _SAME
+    return _SAME if value == default else value
 
 
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def _canonical_binarizers(tree: dict[str, Any]) -> dict[str, Any]:
+    """Binarizer params equal to their binarizer's defaults dropped: {clip: 1.0} and {} are one binarizer."""
+    from bnnctl.nn.binarize import default_params, make_binarizer
+
+    for spec in (tree.get("binarize") or {}).values():
+        try:
+            params = make_binarizer(spec).params  # through the object: clip 2 and 2.0 are one binarizer
+        except ConfigError:
+            continue
+        defaults = default_params(spec["name"])
+        spec["params"] = {k: v for k, v in params.items() if defaults.get(k, _SAME) != v}
+    return tree
 
 
-def config_hash(identity: Any) -> str:
-    """First 8 hex digits of the SHA-256 of a canonical JSON dump: same config, same id."""
-    canonical = json.dumps(identity, sort_keys=True, default=str)
+def _drop(tree: dict[str, Any], dotted: str) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.get(key) or {}
+    tree.pop(leaf, None)
+
+
+def identity(cfg: TrainConfig, without: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What makes two runs the same experiment: the values that differ from the schema's defaults."""
+    value = _canonical_binarizers(to_container(cfg))
+    default = _canonical_binarizers(to_container(type(cfg)()))
+    for key in (*NOT_IDENTITY, *without):
+        _drop(value, key)
+        _drop(default, key)
+    diff = _diff(value, default)
+    return {} if diff is _SAME else diff
+
+
+def config_hash(tree: Any) -> str:
+    """First 8 hex digits of the SHA-256 of a canonical JSON dump: same tree, same id."""
+    canonical = json.dumps(tree, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
-def _git_commit() -> dict[str, Any]:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        if commit.returncode != 0:
-            return {"commit": None}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None}
+def run_id(cfg: TrainConfig) -> str:
+    return config_hash(identity(cfg))
 
 
-def environment(device: str | None = None) -> dict[str, Any]:
-    """What a reader needs to reproduce the run: versions, commit, machine, device."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    env: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "hostname": socket.gethostname(),
-        "cpu_count": os.cpu_count(),
-        "argv": sys.argv,
-        "packages": versions,
-        "git": _git_commit(),
-        "device": device,
-    }
-    try:
-        import torch
+def cell_id(cfg: TrainConfig) -> str:
+    """A grid cell's id: the run id without the seed, shared by all seeds of the cell."""
+    return config_hash(identity(cfg, without=("train.seed",)))
 
-        env["torch_threads"] = torch.get_num_threads()
-        env["cuda_available"] = torch.cuda.is_available()
-        if device and device.startswith("cuda") and torch.cuda.is_available():
-            env["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return env
+
+# --- the folder ----------------------------------------------------------------------
 
 
 @dataclass
@@ -131,9 +139,23 @@ class Run:
     def done(self) -> bool:
         return (self.path / DONE).is_file()
 
-    def write_config(self, config_yaml: str, overrides: list[str]) -> None:
-        atomic_write_text(self.path / CONFIG, config_yaml)
+    def status(self) -> Status:
+        if not self.path.is_dir():
+            return Status.missing
+        if self.done:
+            try:
+                self.summary()
+            except RunError:
+                return Status.damaged
+            return Status.done
+        return Status.failed if (self.path / ERROR).is_file() else Status.incomplete
+
+    def write_config(self, cfg: TrainConfig, overrides: list[str]) -> None:
+        atomic_write_text(self.path / CONFIG, to_yaml(cfg))
         atomic_write_text(self.path / OVERRIDES, "".join(f"{o}\n" for o in overrides))
+
+    def config(self) -> TrainConfig:
+        return load_yaml(self.path / CONFIG)
 
     def write_environment(self, device: str) -> None:
         write_json(self.path / ENV, environment(device))
@@ -145,29 +167,44 @@ class Run:
             f.flush()
 
     def metrics(self) -> list[dict[str, Any]]:
+        """The logged records; a last line cut off by a crash is left out, not an error."""
         path = self.path / METRICS
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    break
+                raise RunError(f"{path} line {i + 1} is not JSON") from None
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / SUMMARY, summary)
 
     def summary(self) -> dict[str, Any]:
+        path = self.path / SUMMARY
         try:
-            return json.loads((self.path / SUMMARY).read_text())
+            summary = json.loads(path.read_text())
         except FileNotFoundError:
             raise RunError(f"{self.path} has no {SUMMARY}: the run did not finish") from None
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{self.path / SUMMARY} is corrupt: {exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise RunError(f"{path} is corrupt: {exc}") from None
+        if not isinstance(summary, dict):
+            raise RunError(f"{path} is corrupt: not a JSON object")
+        return summary
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        import io
-
+    def save_checkpoint(self, state: dict[str, Any], cfg: TrainConfig) -> None:
+        """The model's state with the resolved config inside: the file alone rebuilds the model."""
         import torch
 
         buffer = io.BytesIO()
-        torch.save(state, buffer)
+        torch.save({"format": CHECKPOINT_FORMAT, "config": to_container(cfg), **state}, buffer)
         atomic_write_bytes(self.path / CHECKPOINT, buffer.getvalue())
 
     def load_checkpoint(self) -> dict[str, Any]:
@@ -188,9 +225,46 @@ class Run:
             raise RunError(f"{path} is not a bnnctl checkpoint (no model state)")
         return state
 
+    def write_error(self, text: str) -> None:
+        try:
+            atomic_write_text(self.path / ERROR, text)
+        except OSError:
+            pass
+
     def mark_done(self) -> None:
         """Written last: its presence means every other file of the run is complete."""
+        (self.path / ERROR).unlink(missing_ok=True)
         atomic_write_text(self.path / DONE, dt.datetime.now().isoformat(timespec="seconds") + "\n")
+
+
+def load_trained(run: Run | str | Path) -> tuple[TrainConfig, nn.Module]:
+    """The run's config and its trained model (CPU, evaluation mode), from the checkpoint alone when it can.
+
+    Checkpoints since v2 carry their config; older ones are paired with config.yaml.
+    """
+    from bnnctl.nn import build_model
+
+    run = run if isinstance(run, Run) else open_run(run)
+    state = run.load_checkpoint()
+    if not isinstance(state.get("input_shape"), (list, tuple)) or not isinstance(state.get("num_classes"), int):
+        raise RunError(f"{run.path / CHECKPOINT} is not a bnnctl checkpoint (no input_shape / num_classes)")
+    embedded = state.get("config")
+    if embedded is not None and not isinstance(embedded, dict):
+        raise RunError(f"{run.path / CHECKPOINT} holds a corrupt config")
+    try:
+        cfg = from_container(embedded, f"config in {run.path / CHECKPOINT}") if embedded else run.config()
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+    model = build_model(cfg.model, cfg.binarize, tuple(state["input_shape"]), state["num_classes"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RunError(f"the checkpoint in {run.path} does not fit its config: {first}") from None
+    return cfg, model.eval()
+
+
+# --- where runs live -----------------------------------------------------------------
 
 
 def _check_writable(folder: Path) -> None:
@@ -202,13 +276,17 @@ def _check_writable(folder: Path) -> None:
         raise RunError(f"runs folder {folder} is not writable: {exc.strerror or exc}") from None
 
 
-def create_run(runs_dir: str | Path, kind: str, name: str, identity: Any) -> Run:
-    """A new, empty folder ``<runs_dir>/<kind>/<YYYYmmdd-HHMMSS>_<name>_<hash8>``."""
+def safe_name(name: str) -> str:
+    """A run or grid name as one folder name: no separators, no '..'."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip(".") or "run"
+
+
+def create_run(runs_dir: str | Path, kind: str, name: str, cfg: TrainConfig) -> Run:
+    """A new, empty folder ``<runs_dir>/<kind>/<YYYYmmdd-HHMMSS>_<name>_<run id>``."""
     parent = Path(runs_dir).expanduser() / kind
     _check_writable(parent)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-    base = f"{stamp}_{safe_name}_{config_hash(identity)}"
+    base = f"{stamp}_{safe_name(name)}_{run_id(cfg)}"
     for attempt in range(1000):
         path = parent / (base if attempt == 0 else f"{base}-{attempt + 1}")
         try:
@@ -221,10 +299,19 @@ def create_run(runs_dir: str | Path, kind: str, name: str, identity: Any) -> Run
     raise RunError(f"cannot create a run folder under {parent}: too many runs named {base}")
 
 
+def fresh_run(path: str | Path) -> Run:
+    """The folder at ``path`` emptied for a new attempt (a grid cell's fixed place); DONE folders are refused."""
+    run = Run(Path(path))
+    if run.done:
+        raise RunError(f"{run.path} is finished (DONE); it is never overwritten")
+    if run.path.exists():
+        shutil.rmtree(run.path)
+    run.path.mkdir(parents=True)
+    return run
+
+
 def discard_if_untrained(run: Run) -> bool:
     """Remove a run folder that never finished an epoch (setup failed): it holds nothing worth keeping."""
-    import shutil
-
     if run.done or run.metrics():
         return False
     shutil.rmtree(run.path, ignore_errors=True)
@@ -249,3 +336,50 @@ def list_runs(runs_dir: str | Path, kind: str = "train") -> list[Run]:
     if not parent.is_dir():
         return []
     return [Run(p) for p in sorted(parent.iterdir()) if p.is_dir() and (p / CONFIG).is_file()]
+
+
+# --- grid folders ----------------------------------------------------------------------
+
+GRID_MANIFEST = "grid.yaml"
+MANIFEST_SCHEMA = 2  # 2: cell ids hash what differs from the schema defaults; absent (1): the whole config
+
+
+def grid_dir(runs_dir: str | Path, grid_name: str) -> Path:
+    return Path(runs_dir).expanduser() / "ablate" / safe_name(grid_name)
+
+
+def cell_run_dir(grid: Path, cell: str, seed: int) -> Path:
+    """``<grid>/cells/<cell id>/seed-<n>``: one ordinary run folder per cell x seed."""
+    return grid / "cells" / cell / f"seed-{seed}"
+
+
+def write_manifest(grid: Path, manifest: dict[str, Any]) -> Path:
+    from omegaconf import OmegaConf
+
+    path = grid / GRID_MANIFEST
+    grid.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create({"schema": MANIFEST_SCHEMA, **manifest})))
+    return path
+
+
+def read_manifest(grid: str | Path) -> dict[str, Any]:
+    """``grid.yaml`` of a grid folder (any schema version): the grid, the overrides, each cell's id."""
+    from omegaconf import OmegaConf
+
+    grid = Path(grid).expanduser()
+    path = grid / GRID_MANIFEST
+    if not grid.is_dir():
+        raise RunError(f"grid folder {grid} does not exist")
+    if not path.is_file():
+        raise RunError(f"{grid} is not an ablation grid folder (no {GRID_MANIFEST})")
+    try:
+        manifest = OmegaConf.to_container(OmegaConf.load(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a corrupt file
+        raise RunError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("cells"), list) or "grid" not in manifest:
+        raise RunError(f"cannot read {path}: not a bnnctl grid manifest")
+    manifest.setdefault("schema", 1)
+    for cell in manifest["cells"]:
+        if isinstance(cell, dict) and "id" in cell:
+            cell["id"] = str(cell["id"])  # a hand-edited all-digit id reads as a number
+    return manifest

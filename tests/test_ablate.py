@@ -14,28 +14,45 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bnnctl.ablate import GridLock, expand_cells, plan_grid, run_grid, split_grid_args
 from bnnctl.cli import app
 from bnnctl.config import load_grid, load_launcher
 from bnnctl.errors import ConfigError, RunError
-from bnnctl.grid_results import write_grid_results
-from bnnctl.results import latex_escape, t_interval
+from bnnctl.report.grid_tables import write_grid_results
+from bnnctl.report.tables import latex_escape, t_interval
+from bnnctl.sweep.grid import GridLock, expand_cells, plan_grid, run_grid, split_grid_args
 
 runner = CliRunner()
 # Everything but wall time is a function of the run folders: these columns must match across reruns.
-DETERMINISTIC = ["cell", "cell_id", "n", "peak_val_acc_mean", "peak_val_acc_std", "peak_val_acc_ci_lo",
-                 "final_val_acc_mean", "test_acc_at_peak_mean", "final_test_acc_mean", "epochs_to_peak_mean"]
+DETERMINISTIC = [
+    "cell",
+    "cell_id",
+    "n",
+    "peak_val_acc_mean",
+    "peak_val_acc_std",
+    "peak_val_acc_ci_lo",
+    "final_val_acc_mean",
+    "test_acc_at_peak_mean",
+    "final_test_acc_mean",
+    "epochs_to_peak_mean",
+]
 
 
-def write_grid(tmp_path: Path, name: str = "small", axes: str | None = None, seeds: str = "[0, 1]",
-               fixed: str = "[debug=tiny, train.eval_every=8]") -> Path:
+def write_grid(
+    tmp_path: Path,
+    name: str = "small",
+    axes: str | None = None,
+    seeds: str = "[0, 1]",
+    fixed: str = "[debug=tiny, train.eval_every=8]",
+) -> Path:
     axes = axes or (
         "  - {key: train.weight_clip, values: [false, true], short: W}\n"
         "  - {key: model.dropout, values: [0.0, 0.5], short: D}\n"
     )
     path = tmp_path / f"{name}.yaml"
-    path.write_text(f"name: {name}\nfixed: {fixed}\naxes:\n{axes}seeds: {seeds}\n"
-                    "reference:\n  source: made up\n  values: {none: 0.9, W+D: 0.5}\n")
+    path.write_text(
+        f"name: {name}\nfixed: {fixed}\naxes:\n{axes}seeds: {seeds}\n"
+        "reference:\n  source: made up\n  values: {none: 0.9, W+D: 0.5}\n"
+    )
     return path
 
 
@@ -44,6 +61,7 @@ def table(grid_dir: Path) -> pd.DataFrame:
 
 
 # --- grid files and cells ----------------------------------------------------------
+
 
 def test_clip_dropout_cells_come_in_the_reports_order_with_its_values():
     grid = load_grid("clip_dropout")
@@ -77,23 +95,27 @@ def test_cells_of_one_grid_share_a_folder_per_config_and_seeds_split_it(tmp_path
 
 
 def test_split_grid_args_routes_each_override():
-    assert split_grid_args(["width", "ablation.seeds=[0]", "launcher=ray", "launcher.workers=2", "data=fashion_mnist"]) == (
-        "width", ["ablation.seeds=[0]"], ["launcher=ray", "launcher.workers=2"], ["data=fashion_mnist"])
+    assert split_grid_args(
+        ["width", "ablation.seeds=[0]", "launcher=ray", "launcher.workers=2", "data=fashion_mnist"]
+    ) == ("width", ["ablation.seeds=[0]"], ["launcher=ray", "launcher.workers=2"], ["data=fashion_mnist"])
     assert split_grid_args(["train.epochs=2"])[0] == "clip_dropout"
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: load_grid("nope"), "unknown grid 'nope'"),
-    (lambda: load_grid("/no/such/grid.yaml"), "does not exist"),
-    (lambda: load_grid("clip_dropout", ["ablation.seeds=[]"]), "ablation.seeds"),
-    (lambda: load_grid("clip_dropout", ["ablation.bogus=1"]), "bogus"),
-    (lambda: load_launcher(["launcher=slurmx"]), "unknown launcher 'slurmx'"),
-    (lambda: load_launcher(["launcher.workers=-1"]), "launcher.workers"),
-    (lambda: load_launcher(["launcher.wrkers=2"]), "wrkers"),
-    (lambda: expand_cells(load_grid("clip_dropout"), ["model.dropout=0.2"]), "model.dropout is an axis"),
-    (lambda: expand_cells(load_grid("clip_dropout"), ["train.seed=3"]), "ablation.seeds"),
-    (lambda: split_grid_args(["clip_dropout", "width"]), "unexpected argument 'width'"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: load_grid("nope"), "unknown grid 'nope'"),
+        (lambda: load_grid("/no/such/grid.yaml"), "does not exist"),
+        (lambda: load_grid("clip_dropout", ["ablation.seeds=[]"]), "ablation.seeds"),
+        (lambda: load_grid("clip_dropout", ["ablation.bogus=1"]), "bogus"),
+        (lambda: load_launcher(["launcher=slurmx"]), "unknown launcher 'slurmx'"),
+        (lambda: load_launcher(["launcher.workers=-1"]), "launcher.workers"),
+        (lambda: load_launcher(["launcher.wrkers=2"]), "wrkers"),
+        (lambda: expand_cells(load_grid("clip_dropout"), ["model.dropout=0.2"]), "model.dropout is an axis"),
+        (lambda: expand_cells(load_grid("clip_dropout"), ["train.seed=3"]), "ablation.seeds"),
+        (lambda: split_grid_args(["clip_dropout", "width"]), "unexpected argument 'width'"),
+    ],
+)
 def test_bad_grid_input_is_a_one_line_config_error(call, match):
     with pytest.raises(ConfigError, match=match) as info:
         call()
@@ -115,7 +137,7 @@ def test_latex_escape_makes_captions_safe():
 
 def test_t_interval_matches_hand_computation():
     mean, std, lo, hi = t_interval(pd.Series([0.80, 0.82, 0.84]))
-    half = 4.302652729911275 * 0.02 / 3 ** 0.5   # t(0.975, df=2)
+    half = 4.302652729911275 * 0.02 / 3**0.5  # t(0.975, df=2)
     assert (mean, std) == pytest.approx((0.82, 0.02))
     assert (lo, hi) == pytest.approx((0.82 - half, 0.82 + half))
     assert t_interval(pd.Series([0.5]))[0] == 0.5 and t_interval(pd.Series([0.5]))[1] != t_interval(pd.Series([0.5]))[1]
@@ -129,6 +151,7 @@ def test_a_second_driver_on_the_same_grid_is_refused(tmp_path):
 
 
 # --- launchers: the same numbers from every engine ------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def local_reference(tmp_path_factory) -> pd.DataFrame:
@@ -147,10 +170,20 @@ def test_local_launcher_trains_every_cell_and_writes_the_table(local_reference):
     assert local_reference["peak_val_acc_mean"].between(0.5, 1.0).all()  # synthetic data is learnable
 
 
-@pytest.mark.parametrize("launcher", [
-    ["launcher=ray", "launcher.workers=2", "launcher.threads=1"],
-    ["launcher=submitit", "launcher.cluster=local", "launcher.workers=2", "launcher.threads=1", "launcher.poll_s=0.2"],
-], ids=["ray", "submitit"])
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["launcher=ray", "launcher.workers=2", "launcher.threads=1"],
+        [
+            "launcher=submitit",
+            "launcher.cluster=local",
+            "launcher.workers=2",
+            "launcher.threads=1",
+            "launcher.poll_s=0.2",
+        ],
+    ],
+    ids=["ray", "submitit"],
+)
 def test_cluster_launchers_reproduce_the_local_table(tmp_path, launcher, local_reference):
     plan = plan_grid(load_grid(str(write_grid(tmp_path))), [f"runs_dir={tmp_path}"])
     result = run_grid(plan, load_launcher(launcher))
@@ -177,26 +210,42 @@ def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path):
 
 # --- resume -------------------------------------------------------------------------------
 
+
 def _grid_cli(grid: Path, runs: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "bnnctl", "ablate", "grid", str(grid), f"runs_dir={runs}", "train.epochs=4",
-            "model.width=256", "launcher.workers=1", "launcher.threads=1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "bnnctl",
+        "ablate",
+        "grid",
+        str(grid),
+        f"runs_dir={runs}",
+        "train.epochs=4",
+        "model.width=256",
+        "launcher.workers=1",
+        "launcher.threads=1",
+        *extra,
+    ]
 
 
 def test_a_killed_grid_resumes_only_the_missing_runs_and_gives_the_same_table(tmp_path):
     grid = write_grid(tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # The uninterrupted grid, for comparison.
-    full = subprocess.run(_grid_cli(grid, tmp_path / "full", "--json"), capture_output=True, text=True, env=env, timeout=600)
+    full = subprocess.run(
+        _grid_cli(grid, tmp_path / "full", "--json"), capture_output=True, text=True, env=env, timeout=600
+    )
     assert full.returncode == 0, full.stderr
     assert json.loads(full.stdout)["trained"] == 8
 
     runs = tmp_path / "killed"
-    proc = subprocess.Popen(_grid_cli(grid, runs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _grid_cli(grid, runs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list(runs.glob("ablate/small/cells/*/seed-*/DONE"))) < 3:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)   # the driver and its workers, as a power cut would
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, as a power cut would
     proc.wait(timeout=60)
     done_before = {p.parent: p.read_text() for p in runs.glob("ablate/small/cells/*/seed-*/DONE")}
     assert 3 <= len(done_before) < 8, "the kill came too late to test anything"
@@ -206,7 +255,7 @@ def test_a_killed_grid_resumes_only_the_missing_runs_and_gives_the_same_table(tm
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["skipped"] == len(done_before) and summary["trained"] == 8 - len(done_before)
-    for run_dir, stamp in done_before.items():   # finished runs were not touched
+    for run_dir, stamp in done_before.items():  # finished runs were not touched
         assert (run_dir / "DONE").read_text() == stamp
         assert (run_dir / "metrics.jsonl").read_text() == metrics_before[run_dir]
     pd.testing.assert_frame_equal(table(runs / "ablate" / "small"), table(tmp_path / "full" / "ablate" / "small"))
@@ -218,6 +267,7 @@ def test_a_killed_grid_resumes_only_the_missing_runs_and_gives_the_same_table(tm
 
 
 # --- the table command ------------------------------------------------------------------------
+
 
 def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_path):
     plan = plan_grid(load_grid(str(write_grid(tmp_path, seeds="[0]"))), [f"runs_dir={tmp_path}"])
@@ -246,18 +296,24 @@ def test_ctrl_c_stops_the_grid_and_its_workers_with_exit_130(tmp_path):
     grid = write_grid(tmp_path)
     runs = tmp_path / "runs"
     cmd = _grid_cli(grid, runs)
-    cmd[cmd.index("train.epochs=4")] = "train.epochs=50"   # cells far longer than the test waits
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    cmd[cmd.index("train.epochs=4")] = "train.epochs=50"  # cells far longer than the test waits
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(runs.glob("ablate/small/cells/*/seed-0/metrics.jsonl")):
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal sends: the whole process group
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole process group
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted: finished cells are kept" in stderr and "Traceback" not in stderr
     assert not list(runs.glob("ablate/small/cells/*/seed-*/DONE"))
-    for _ in range(50):   # workers are terminated before the driver exits; give the OS a moment to reap
+    for _ in range(50):  # workers are terminated before the driver exits; give the OS a moment to reap
         leftover = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout.strip()
         if not leftover:
             break
@@ -270,14 +326,20 @@ def test_a_worker_killed_mid_cell_fails_that_cell_and_the_grid_goes_on(tmp_path)
     runs = tmp_path / "runs"
     cmd = _grid_cli(grid, runs, "--json")
     cmd[cmd.index("train.epochs=4")] = "train.epochs=12"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not list(runs.glob("ablate/small/cells/*/seed-0/metrics.jsonl")):
         time.sleep(0.1)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"], capture_output=True, text=True)
     assert workers.stdout.split(), "no worker process found"
-    os.kill(int(workers.stdout.split()[0]), signal.SIGKILL)   # as the kernel's OOM killer would
+    os.kill(int(workers.stdout.split()[0]), signal.SIGKILL)  # as the kernel's OOM killer would
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 3, stderr
     summary = json.loads(stdout)
@@ -286,7 +348,7 @@ def test_a_worker_killed_mid_cell_fails_that_cell_and_the_grid_goes_on(tmp_path)
 
 
 def test_result_files_are_readable_by_others_as_the_umask_allows(tmp_path):
-    from bnnctl.runs import atomic_write_text
+    from bnnctl.files import atomic_write_text
 
     old = os.umask(0o022)
     try:

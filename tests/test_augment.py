@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from bnnctl.augment import AugmentSpec, augment_batch
-from bnnctl.train import fit
-
+from bnnctl.data.augment import AugmentSpec, augment_batch
+from bnnctl.training import fit
 from conftest import tiny
 
 
@@ -32,7 +31,7 @@ def test_rotation_and_shift_keep_the_background_and_the_mass(low, high):
     assert y.shape == x.shape and not torch.equal(y, x)
     assert torch.allclose(y[:, :, :3, :], torch.full_like(y[:, :, :3, :], low), atol=1e-6)  # border stays background
     mass_in, mass_out = (x - low).sum((1, 2, 3)), (y - low).sum((1, 2, 3))
-    assert torch.allclose(mass_out, mass_in, rtol=0.05)   # the square moved and turned, it did not fade
+    assert torch.allclose(mass_out, mass_in, rtol=0.05)  # the square moved and turned, it did not fade
     assert y.min() >= low - 1e-6 and y.max() <= high + 1e-6
 
 
@@ -42,16 +41,16 @@ def test_shift_moves_the_square_by_at_most_the_given_pixels():
     cols = torch.arange(28.0)
     centre_x = (y.sum(2).squeeze(1) * cols).sum(1) / y.sum((1, 2, 3))
     assert (centre_x - 13.5).abs().max() <= 2.0 + 1e-4
-    assert (centre_x - 13.5).abs().max() > 0.5   # and does move them
+    assert (centre_x - 13.5).abs().max() > 0.5  # and does move them
 
 
 def test_jitter_is_an_affine_change_of_intensity_within_the_range():
-    x = blob_batch(-1.0, 1.0, n=32) * 0.5   # values -0.5 and 0.5: no clamping at jitter 0.1
+    x = blob_batch(-1.0, 1.0, n=32) * 0.5  # values -0.5 and 0.5: no clamping at jitter 0.1
     y = augment_batch(x, AugmentSpec(rotation_deg=0, shift_px=0, jitter=0.1), gen())
     bright, dark = y[:, 0, 14, 14], y[:, 0, 0, 0]
     contrast = (bright - dark) / 1.0
     assert ((contrast >= 0.9 - 1e-6) & (contrast <= 1.1 + 1e-6)).all()
-    assert contrast.std() > 0.01                                      # each image its own draw
+    assert contrast.std() > 0.01  # each image its own draw
     assert torch.allclose(y[:, 0, 10:18, 10:18], bright.view(-1, 1, 1).expand(-1, 8, 8))
 
 

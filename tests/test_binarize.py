@@ -1,33 +1,97 @@
+"""Binarizers: one contract over the whole registry, then each binarizer's own numbers."""
+
 import math
 
 import pytest
 import torch
 
-from bnnctl.binarize import BINARIZERS, get_binarizer, hard_sigmoid, identity, sign, sign_passthrough, stochastic
 from bnnctl.errors import ConfigError
+from bnnctl.nn.binarize import (
+    BINARIZERS,
+    Binarizer,
+    OutputSet,
+    SteSign,
+    StochasticSign,
+    default_params,
+    hard_sigmoid,
+    make_binarizer,
+    sign,
+)
+
+# What each output set allows: a predicate over the output values (and the input, for scaled sets).
+OUTPUT_SETS = {
+    OutputSet.BINARY: lambda out, x: set(out.unique().tolist()) <= {-1.0, 1.0},
+    OutputSet.REAL: lambda out, x: torch.equal(out, x),
+}
+X = torch.tensor([-3.0, -1.5, -1.0, -0.4, -0.0, 0.0, 1e-30, 0.4, 1.0, 1.0001, 2.5])
+
+
+def every_binarizer():
+    return [pytest.param(cls(), id=name) for name, cls in sorted(BINARIZERS.items())]
+
+
+# --- the contract every registered binarizer keeps -------------------------------------------
+
+
+@pytest.mark.parametrize("binarizer", every_binarizer())
+def test_registered_binarizers_declare_what_they_are(binarizer: Binarizer):
+    assert isinstance(binarizer.output, OutputSet)
+    assert binarizer.bits == (32 if binarizer.output is OutputSet.REAL else binarizer.bits) and 0 < binarizer.bits <= 32
+    assert binarizer.exact_binary == (binarizer.output is OutputSet.BINARY)
+    assert binarizer.exact_binary <= (binarizer.bits == 1)  # exactly +-1 stores in one bit
+    for word in ("Forward", "Source") if binarizer.quantizes else ():
+        assert word in type(binarizer).__doc__, f"{binarizer.name}'s docstring must give its {word.lower()}"
+    assert make_binarizer(binarizer.spec()) == binarizer  # {name, params} round-trips
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("binarizer", every_binarizer())
+def test_outputs_lie_in_the_declared_set_and_zero_maps_to_plus_one(binarizer, training):
+    torch.manual_seed(0)
+    out = binarizer(X, training)
+    assert out.shape == X.shape and out.dtype == X.dtype
+    assert OUTPUT_SETS[binarizer.output](out, X)
+    if binarizer.output is OutputSet.BINARY and not training:
+        assert out[(X == 0)].tolist() == [1.0, 1.0]  # sign(0) = +1 (and -0.0 too)
+
+
+@pytest.mark.parametrize("binarizer", every_binarizer())
+def test_gradient_is_the_declared_straight_through_mask(binarizer):
+    x = X.clone().requires_grad_(True)
+    upstream = torch.arange(1.0, len(X) + 1)
+    binarizer(x, True).backward(upstream)
+    clip = binarizer.params.get("clip")
+    expected = upstream if clip is None else upstream * (X.abs() <= clip)
+    assert torch.equal(x.grad, expected)
+
+
+@pytest.mark.parametrize("binarizer", every_binarizer())
+def test_evaluation_is_deterministic(binarizer):
+    torch.manual_seed(0)
+    first = binarizer(X.repeat(100), False)
+    torch.manual_seed(1)
+    assert torch.equal(first, binarizer(X.repeat(100), False))
+
+
+# --- each binarizer's numbers ------------------------------------------------------------------
 
 
 def test_sign_maps_zero_to_plus_one_and_outputs_exactly_pm1():
     x = torch.tensor([-2.0, -1e-30, -0.0, 0.0, 1e-30, 3.0])
     assert sign(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
-    assert sign(x).dtype == x.dtype
-    assert torch.sign(torch.tensor(0.0)) == 0  # why sign_plus exists
+    assert torch.sign(torch.tensor(0.0)) == 0  # why sign exists
 
 
-def test_straight_through_gradient_is_cancelled_where_abs_x_exceeds_one():
+def test_ste_sign_cancels_the_gradient_where_abs_x_exceeds_its_clip():
     x = torch.tensor([-1.5, -1.0, -0.3, 0.0, 0.7, 1.0, 1.0001, 2.0], requires_grad=True)
-    upstream = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
-    sign(x).backward(upstream)
-    # hand-computed: g * 1{|x| <= 1}
-    assert x.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 0.0]
-
-
-def test_passthrough_sign_passes_the_gradient_unchanged():
-    x = torch.tensor([-3.0, -0.5, 0.0, 0.5, 3.0], requires_grad=True)
-    out = sign_passthrough(x)
-    assert out.tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0]
-    out.backward(torch.arange(1.0, 6.0))
-    assert x.grad.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    SteSign()(x, True).backward(torch.arange(1.0, 9.0))
+    assert x.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 0.0]  # hand-computed: g * 1{|x| <= 1}
+    x.grad = None
+    SteSign(clip=0.5)(x, True).backward(torch.arange(1.0, 9.0))
+    assert x.grad.tolist() == [0.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0]
+    x.grad = None
+    SteSign(clip=None)(x, True).backward(torch.arange(1.0, 9.0))
+    assert x.grad.tolist() == list(range(1, 9))  # the identity straight-through
 
 
 def test_hard_sigmoid_values():
@@ -39,8 +103,7 @@ def test_hard_sigmoid_values():
 def test_stochastic_rate_of_plus_one_is_the_hard_sigmoid(value):
     torch.manual_seed(1234)
     n = 200_000
-    out = stochastic(torch.full((n,), value), training=True)
-    assert set(out.unique().tolist()) <= {-1.0, 1.0}
+    out = StochasticSign()(torch.full((n,), value), True)
     p = min(max((value + 1) / 2, 0.0), 1.0)
     rate = (out == 1).float().mean().item()
     if p in (0.0, 1.0):
@@ -49,24 +112,23 @@ def test_stochastic_rate_of_plus_one_is_the_hard_sigmoid(value):
         assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
 
 
-def test_stochastic_is_deterministic_sign_at_evaluation():
-    x = torch.linspace(-2, 2, 101)
-    assert torch.equal(stochastic(x, training=False), sign(x))
+def test_stochastic_is_deterministic_sign_at_evaluation_and_random_in_training():
+    x = torch.linspace(-0.9, 0.9, 1001)
+    assert torch.equal(StochasticSign()(x, False), sign(x))
+    torch.manual_seed(0)
+    assert not torch.equal(StochasticSign()(x, True), sign(x))
 
 
-def test_stochastic_gradient_uses_the_saturating_mask():
-    x = torch.tensor([-2.0, -0.5, 0.5, 1.5], requires_grad=True)
-    stochastic(x, training=True).backward(torch.ones(4))
-    assert x.grad.tolist() == [0.0, 1.0, 1.0, 0.0]
+# --- the registry as config sees it ------------------------------------------------------------
 
 
-def test_identity_is_full_precision():
-    x = torch.randn(10, requires_grad=True)
-    assert torch.equal(identity(x), x)
-
-
-def test_registry_by_name_and_unknown_names_list_the_known_ones():
-    assert get_binarizer("sign") is sign
-    assert set(BINARIZERS) == {"sign", "sign_passthrough", "stochastic", "identity"}
-    with pytest.raises(ConfigError, match=r"unknown binarizer 'sgn'.*identity, sign, sign_passthrough, stochastic"):
-        get_binarizer("sgn")
+def test_config_specs_select_binarizers_and_bad_specs_name_the_key():
+    assert make_binarizer({"name": "ste_sign", "params": {"clip": None}}) == SteSign(clip=None)
+    assert make_binarizer("ste_sign") == SteSign()
+    assert default_params("ste_sign") == {"clip": 1.0}
+    with pytest.raises(ConfigError, match=r"binarize.weights.name: unknown binarizer 'sgn' \(known: .*ste_sign"):
+        make_binarizer({"name": "sgn"}, "binarize.weights")
+    with pytest.raises(ConfigError, match=r"binarize.weights.params.beta: not a parameter of ste_sign \(known: clip;"):
+        make_binarizer({"name": "ste_sign", "params": {"beta": 4}}, "binarize.weights")
+    with pytest.raises(ConfigError, match=r"binarize.activations.params: clip must be > 0"):
+        make_binarizer({"name": "ste_sign", "params": {"clip": -1}}, "binarize.activations")

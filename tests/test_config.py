@@ -1,7 +1,15 @@
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from bnnctl.config import CONFIG_GROUPS, compose_train, group_options, load_yaml, to_yaml
+from bnnctl.config import compose_train, group_options, load_yaml, to_yaml
+from bnnctl.config.schema import LoopConfig, TrainConfig
 from bnnctl.errors import ConfigError
+from bnnctl.nn.binarize import IDENTITY, SteSign, StochasticSign, make_binarizer
+from bnnctl.runs import cell_id, identity, run_id
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_v1"
 
 
 @pytest.mark.parametrize("group", ["model", "data", "optimizer", "binarize", "experiment"])
@@ -13,71 +21,117 @@ def test_every_option_of_every_group_composes_and_validates(group):
         assert cfg.choices[group] == option
 
 
-def test_groups_and_their_options():
-    assert group_options("model") == ["blu_mlp", "bnn_mlp", "mlp_float"]
-    assert group_options("data") == ["cifar10", "fashion_mnist", "mnist", "synthetic"]
-    assert group_options("binarize") == ["deterministic", "none", "passthrough", "stochastic"]
-    assert set(CONFIG_GROUPS) >= {"model", "data", "optimizer", "binarize", "experiment", "debug"}
+@pytest.mark.parametrize("group", ["model", "data", "optimizer", "launcher"])
+def test_option_files_state_only_what_differs_from_the_schema(group):
+    """Presets are deltas: no option file repeats a key at the schema's default (lightning-hydra-template's habit)."""
+    from omegaconf import OmegaConf
+
+    from bnnctl.config import conf_dir
+    from bnnctl.config.schema import DataConfig, ModelConfig, OptimizerConfig
+    from bnnctl.config.sweep import LauncherConfig
+
+    schemas = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig, "launcher": LauncherConfig}
+    default = OmegaConf.to_container(OmegaConf.structured(schemas[group]), enum_to_str=True)
+    for option in group_options(group):
+        raw = OmegaConf.to_container(OmegaConf.load(conf_dir() / group / f"{option}.yaml")) or {}
+        repeated = [k for k, v in raw.items() if k != "name" and default.get(k) == v]
+        assert not repeated, f"conf/{group}/{option}.yaml repeats defaults: {repeated}"
 
 
 def test_blu_mnist_preset_is_the_ablation_reports_setting():
     cfg = compose_train(["experiment=blu_mnist"])
     assert (cfg.model.name, cfg.model.width, cfg.model.depth) == ("blu_mlp", 2048, 3)
     assert cfg.data.name == "mnist" and cfg.train.epochs == 15
-    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.betas, cfg.optimizer.schedule) == ("adam", 1e-3, [0.9, 0.999], "constant")
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.betas, cfg.optimizer.schedule) == (
+        "adam",
+        1e-3,
+        [0.9, 0.999],
+        "constant",
+    )
     assert not cfg.train.weight_clip and not cfg.train.grad_clip and cfg.model.dropout == 0
     assert cfg.run_name == "blu_mnist"
     # measured choices the report leaves open: identity STE, ToTensor's [0, 1] pixels
-    assert cfg.choices["binarize"] == "passthrough" and cfg.binarize.activations == "sign_passthrough"
+    assert cfg.choices["binarize"] == "passthrough"
+    assert make_binarizer(cfg.binarize.activations) == SteSign(clip=None)
+    assert make_binarizer(cfg.binarize.weights) == SteSign(clip=None)
     assert cfg.data.pixel_range == "positive"
-    assert compose_train(["experiment=blu_mnist", "binarize=deterministic"]).binarize.activations == "sign"
+    deterministic = compose_train(["experiment=blu_mnist", "binarize=deterministic"])
+    assert make_binarizer(deterministic.binarize.activations) == SteSign(clip=1.0)
 
 
 def test_bnn_mnist_preset_is_the_papers_setting_and_data_can_be_swapped():
     cfg = compose_train(["experiment=bnn_mnist", "data=fashion_mnist"])
     assert cfg.data.name == "fashion_mnist"  # the command line beats the preset
     m, o = cfg.model, cfg.optimizer
-    assert (m.name, m.width, m.batch_norm, m.loss, m.dropout, m.input_dropout) == ("bnn_mlp", 4096, True, "square_hinge", 0.5, 0.2)
+    assert (m.name, m.width, m.batch_norm, m.loss, m.dropout, m.input_dropout) == (
+        "bnn_mlp",
+        4096,
+        True,
+        "square_hinge",
+        0.5,
+        0.2,
+    )
     assert (o.lr, o.lr_end, o.schedule, o.glorot_lr_scale) == (3e-3, 3e-7, "exponential", True)
     assert cfg.train.weight_clip and cfg.train.batch_size == 100
 
 
 def test_bnn_fashion_preset_is_bnn_mnist_without_dropout_for_ten_epochs():
     fashion = compose_train(["experiment=bnn_fashion"])
-    paper = compose_train(["experiment=bnn_mnist", "data=fashion_mnist", "train.epochs=10",
-                           "model.dropout=0", "model.input_dropout=0"])
+    paper = compose_train(
+        ["experiment=bnn_mnist", "data=fashion_mnist", "train.epochs=10", "model.dropout=0", "model.input_dropout=0"]
+    )
     assert fashion.model == paper.model and fashion.optimizer == paper.optimizer and fashion.train == paper.train
     assert fashion.data == paper.data and fashion.data.name == "fashion_mnist"
 
 
-def test_float_baseline_switches_binarization_off_unless_told_otherwise():
-    assert compose_train(["model=mlp_float"]).binarize.weights == "identity"
-    assert compose_train(["experiment=bnn_mnist", "model=mlp_float"]).binarize.activations == "identity"
-    assert compose_train(["model=mlp_float", "binarize=stochastic"]).binarize.activations == "stochastic"
+def test_float_baseline_is_full_precision_whatever_the_binarize_group_says():
+    for overrides in (
+        ["model=mlp_float"],
+        ["experiment=bnn_mnist", "model=mlp_float"],
+        ["model=mlp_float", "binarize=stochastic"],
+    ):
+        cfg = compose_train(overrides)
+        assert make_binarizer(cfg.binarize.weights) == make_binarizer(cfg.binarize.activations) == IDENTITY
+    # Two spellings of one full-precision model get one id.
+    spelled_out = compose_train(["model=mlp_float", "model.binarized=true", "binarize=none"])
+    assert run_id(spelled_out) == run_id(compose_train(["model=mlp_float"]))
 
 
 def test_hydra_overrides_reach_the_typed_config():
-    cfg = compose_train(["model=bnn_mlp", "train.epochs=3", "binarize=stochastic", "model.dropout=0.25", "train.weight_clip=true"])
+    cfg = compose_train(
+        ["model=bnn_mlp", "train.epochs=3", "binarize=stochastic", "model.dropout=0.25", "train.weight_clip=true"]
+    )
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
-    assert cfg.binarize.activations == "stochastic"
+    assert make_binarizer(cfg.binarize.activations) == StochasticSign()
     assert cfg.model.dropout == 0.25 and cfg.train.weight_clip is True
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["model=resnet"], r"unknown option 'resnet' for config group 'model' \(choose from: blu_mlp, bnn_mlp, mlp_float\)"),
-    (["data=imagenet"], r"unknown option 'imagenet' for config group 'data'"),
-    (["train.epoch=3"], r"train.epoch.*not in struct"),
-    (["+train.epoch=3"], r"train.epoch.*not in 'LoopConfig'"),
-    (["train.epochs=three"], r"train.epochs: Value 'three'.*Integer"),
-    (["train.weight_clip=maybe"], r"train.weight_clip:.*not a valid bool"),
-    (["train.epochs=-1"], r"train.epochs must be >= 1, got -1"),
-    (["train.epochs=0"], r"train.epochs must be >= 1"),
-    (["model.dropout=1.5"], r"model.dropout must be in \[0, 1\)"),
-    (["binarize.weights=signum"], r"unknown binarizer 'signum'"),
-    (["model.loss=mse"], r"unknown model.loss 'mse'"),
-    (["train.device=tpu"], r"train.device must be"),
-    (["epochs"], r"Error parsing override 'epochs'"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            ["model=resnet"],
+            r"unknown option 'resnet' for config group 'model' \(choose from: .*blu_mlp.*\)",
+        ),
+        (["data=imagenet"], r"unknown option 'imagenet' for config group 'data'"),
+        (["train.epoch=3"], r"train.epoch.*not in 'LoopConfig'"),
+        (["+train.epoch=3"], r"train.epoch.*not in 'LoopConfig'"),
+        (["train.epochs=three"], r"train.epochs: Value 'three'.*Integer"),
+        (["train.weight_clip=maybe"], r"train.weight_clip:.*not a valid bool"),
+        (["train.epochs=-1"], r"train.epochs must be >= 1, got -1"),
+        (["train.epochs=0"], r"train.epochs must be >= 1"),
+        (["model.dropout=1.5"], r"model.dropout must be in \[0, 1\)"),
+        (["binarize.weights.name=signum"], r"binarize.weights.name: unknown binarizer 'signum'"),
+        (["+binarize.activations.params.beta=4"], r"binarize.activations.params.beta: not a parameter of ste_sign"),
+        (["binarize.activations.params.clip=0.5"], r"params.clip.*use \+binarize.activations.params.clip=0.5"),
+        (["model.loss=mse"], r"unknown model.loss 'mse'"),
+        (["model.init=glorot"], r"model.init.*glorot.*(torch|uniform)"),
+        (["optimizer.schedule=linear"], r"optimizer.schedule.*linear"),
+        (["runs_dir=elsewhere"], r"runs_dir.*not in 'TrainConfig'"),  # where runs go is not part of a run's config
+        (["train.device=tpu"], r"train.device must be"),
+        (["epochs"], r"Error parsing override 'epochs'"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_problem(overrides, message):
     with pytest.raises(ConfigError, match=message) as info:
         compose_train(overrides)
@@ -89,3 +143,90 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(to_yaml(cfg))
     assert load_yaml(path) == cfg
+
+
+# --- run identity ------------------------------------------------------------------------------
+
+
+def test_runs_dir_is_taken_out_of_the_overrides():
+    from bnnctl.config import split_runs_dir
+
+    assert split_runs_dir(["debug=tiny", "runs_dir=/x", "train.epochs=1"]) == ("/x", ["debug=tiny", "train.epochs=1"])
+    assert split_runs_dir(["debug=tiny"])[0] == "runs"
+    with pytest.raises(ConfigError, match="runs_dir: needs a folder"):
+        split_runs_dir(["runs_dir="])
+
+
+def test_a_run_id_hashes_only_what_differs_from_the_schema_defaults():
+    assert identity(compose_train(["model=blu_mlp", "data=mnist", "binarize=deterministic"])) == {
+        "model": {"name": "blu_mlp"},
+        "data": {"name": "mnist"},
+        "binarize": {"weights": {"params": {"clip": None}}},
+    }
+    tiny = compose_train(["debug=tiny"])
+    assert identity(tiny)["train"] == {
+        "epochs": 2,
+        "batch_size": 50,
+        "eval_batch_size": 250,
+        "device": "cpu",
+        "compile": False,
+    }
+    # Where and how it ran is not what it is.
+    assert run_id(compose_train(["debug=tiny", "train.threads=1", "name=x", "data.root=/elsewhere"])) == run_id(tiny)
+    # A binarizer's parameter written out at its default is the same binarizer.
+    assert run_id(compose_train(["debug=tiny", "+binarize.activations.params.clip=1.0"])) == run_id(tiny)
+    assert run_id(compose_train(["debug=tiny", "+binarize.activations.params.clip=0.5"])) != run_id(tiny)
+    assert (
+        cell_id(tiny)
+        == cell_id(compose_train(["debug=tiny", "train.seed=7"]))
+        != cell_id(compose_train(["debug=tiny", "train.epochs=3"]))
+    )
+
+
+def test_a_new_schema_key_with_a_default_does_not_move_any_id():
+    @dataclasses.dataclass
+    class LoopWithMore(LoopConfig):
+        warmup_epochs: int = 0  # a key a later version adds
+
+    @dataclasses.dataclass
+    class TrainWithMore(TrainConfig):
+        train: LoopWithMore = dataclasses.field(default_factory=LoopWithMore)
+
+    for overrides in (
+        ["debug=tiny"],
+        ["experiment=blu_mnist", "data=fashion_mnist", "train.epochs=5"],
+        ["model=mlp_float"],
+    ):
+        today = compose_train(overrides)
+        later = TrainWithMore(
+            **{f.name: getattr(today, f.name) for f in dataclasses.fields(today) if f.name != "train"},
+            train=LoopWithMore(**dataclasses.asdict(today.train)),
+        )
+        assert run_id(later) == run_id(today) and cell_id(later) == cell_id(today)
+        later.train.warmup_epochs = 2
+        assert run_id(later) != run_id(today)
+
+
+def test_configs_written_by_the_previous_version_load_as_todays():
+    old = load_yaml(LEGACY / "ablate" / "tinygrid" / "cells" / "6bf2d582" / "seed-0" / "config.yaml")
+    assert make_binarizer(old.binarize.weights) == SteSign(clip=None)  # was "sign_passthrough"
+    assert make_binarizer(old.binarize.activations) == SteSign(clip=1.0)  # was "sign"
+    assert old.train.weight_clip and old.model.dropout == 0.5 and old.model.width == 32
+    today = compose_train(
+        [
+            "debug=tiny",
+            "train.eval_every=8",
+            "train.weight_clip=true",
+            "model.dropout=0.5",
+            "train.epochs=2",
+            "model.width=32",
+        ]
+    )
+    assert cell_id(old) == cell_id(today)
+    stochastic = next((LEGACY / "train").glob("*/config.yaml"))
+    assert make_binarizer(load_yaml(stochastic).binarize.activations) == StochasticSign()
+
+
+def test_binarizer_params_are_hashed_as_the_binarizer_takes_them():
+    two = compose_train(["debug=tiny", "+binarize.activations.params.clip=2"])
+    assert run_id(two) == run_id(compose_train(["debug=tiny", "+binarize.activations.params.clip=2.0"]))

@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from bnnctl.config import DataConfig
-from bnnctl.data import Split, iterate_batches, load_arrays, load_dataset, load_idx_folder, read_idx, scale_pixels, split_validation
+from bnnctl.data import (
+    Split,
+    iterate_batches,
+    load_arrays,
+    load_dataset,
+    load_idx_folder,
+    read_idx,
+    scale_pixels,
+    split_validation,
+)
 from bnnctl.errors import ConfigError, DataError
 
 
@@ -64,7 +73,7 @@ def test_missing_dataset_offline_is_one_line_naming_dataset_folders_and_remedy(t
 
 
 def test_missing_fashion_mnist_names_the_debian_package(tmp_path, monkeypatch):
-    monkeypatch.setattr("bnnctl.data.DEBIAN_FOLDERS", {"fashion_mnist": [str(tmp_path / "nowhere")]})
+    monkeypatch.setattr("bnnctl.data.sources.DEBIAN_FOLDERS", {"fashion_mnist": [str(tmp_path / "nowhere")]})
     with pytest.raises(DataError, match=r"apt-get install dataset-fashion-mnist.*/usr/share/datasets/fashion-mnist"):
         load_arrays("fashion_mnist", tmp_path, download=False)
 

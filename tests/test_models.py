@@ -3,9 +3,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bnnctl.binarize import sign_plus
-from bnnctl.layers import Binarize, BinaryConv2d, BinaryLinear, binary_layers, clippable_parameters
-from bnnctl.models import build_model, model_size_bytes, square_hinge_loss
+from bnnctl.nn import (
+    Binarize,
+    BinaryConv2d,
+    BinaryLinear,
+    binary_layers,
+    build_model,
+    clippable_parameters,
+    model_size_bytes,
+)
+from bnnctl.nn.binarize import sign
+from bnnctl.nn.losses import square_hinge_loss
 from conftest import tiny
 
 
@@ -13,14 +21,14 @@ def test_binary_linear_computes_with_the_sign_of_its_latent_weights_exactly():
     torch.manual_seed(0)
     layer = BinaryLinear(7, 3, bias=False)
     x = torch.randn(5, 7)
-    expected = x @ sign_plus(layer.weight).T
+    expected = x @ sign(layer.weight).T
     assert torch.equal(layer(x), expected)
     assert not torch.equal(layer.weight.abs(), torch.ones_like(layer.weight))  # latent weights stay real
 
 
 def test_binary_linear_passes_the_gradient_of_the_binary_weights_to_the_latent_weights():
     torch.manual_seed(0)
-    layer = BinaryLinear(4, 2, bias=False, weight_binarizer="sign_passthrough")
+    layer = BinaryLinear(4, 2, bias=False, weight_binarizer={"name": "ste_sign", "params": {"clip": None}})
     x = torch.randn(3, 4)
     g = torch.randn(3, 2)
     layer(x).backward(g)
@@ -28,7 +36,7 @@ def test_binary_linear_passes_the_gradient_of_the_binary_weights_to_the_latent_w
 
 
 def test_binary_bias_and_input_binarizer():
-    layer = BinaryLinear(3, 2, bias=True, input_binarizer="sign", binarize_bias=True)
+    layer = BinaryLinear(3, 2, bias=True, input_binarizer="ste_sign", binarize_bias=True)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[0.2, -0.1, 0.0], [-0.3, 0.4, -0.5]]))
         layer.bias.copy_(torch.tensor([0.01, -0.02]))
@@ -41,7 +49,7 @@ def test_binary_conv_matches_float_conv_with_sign_weights():
     torch.manual_seed(0)
     conv = BinaryConv2d(3, 4, 3, padding=1, bias=False)
     x = torch.randn(2, 3, 8, 8)
-    assert torch.equal(conv(x), F.conv2d(x, sign_plus(conv.weight), padding=1))
+    assert torch.equal(conv(x), F.conv2d(x, sign(conv.weight), padding=1))
 
 
 def _build(*overrides, shape=(1, 28, 28)):
@@ -55,7 +63,7 @@ def test_blu_mlp_is_sign_on_weights_biases_and_outputs_without_batch_norm():
     assert [(m.in_features, m.out_features) for m in linears] == [(784, 32), (32, 32), (32, 32), (32, 10)]
     assert all(m.has_binary_weights and m.binarize_bias for m in linears)
     assert not any(isinstance(m, nn.BatchNorm1d) for m in model)
-    assert linears[0].input_binarizer_name == "identity"  # the image enters unbinarized
+    assert not linears[0].input_binarizer.quantizes  # the image enters unbinarized
     hidden = []
     for m in model:
         if isinstance(m, Binarize):
@@ -72,7 +80,7 @@ def test_bnn_mlp_has_batch_norm_square_hinge_and_real_first_layer_input():
     bn = next(m for m in model if isinstance(m, nn.BatchNorm1d))
     assert (bn.eps, bn.momentum) == (1e-4, 0.1)
     first, last = binary_layers(model)[0], binary_layers(model)[-1]
-    assert first.input_binarizer_name == "identity" and first.has_binary_weights and last.has_binary_weights
+    assert not first.input_binarizer.quantizes and first.has_binary_weights and last.has_binary_weights
     assert cfg.model.loss == "square_hinge"
     assert all(p.abs().max() <= 1 for p in clippable_parameters(model))  # U(-1, 1) init
     assert isinstance(model[-1], nn.BatchNorm1d)  # no sign on the output
@@ -83,15 +91,20 @@ def test_mlp_float_is_full_precision_with_the_same_shape():
     assert binary_layers(model) == []
     assert not any(isinstance(m, Binarize) for m in model)
     assert sum(isinstance(m, nn.ReLU) for m in model) == 3
-    assert cfg.choices["binarize"] == "none"
+    assert cfg.model.binarized is False
 
 
 def test_first_and_last_layer_precision_come_from_config():
-    _, model = _build("model=bnn_mlp", "model.width=16", "model.first_layer_weights=float",
-                      "model.last_layer_weights=float", "model.first_layer_input=binary")
+    _, model = _build(
+        "model=bnn_mlp",
+        "model.width=16",
+        "model.first_layer_weights=float",
+        "model.last_layer_weights=float",
+        "model.first_layer_input=binary",
+    )
     linears = [m for m in model if isinstance(m, BinaryLinear)]
     assert [m.has_binary_weights for m in linears] == [False, True, True, False]
-    assert linears[0].input_binarizer_name == "sign"
+    assert linears[0].input_binarizer.name == "ste_sign" and linears[0].has_binary_input
 
 
 def test_square_hinge_loss_by_hand():

@@ -1,16 +1,20 @@
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from bnnctl.config import OptimizerConfig, load_yaml
 from bnnctl.errors import RunError
-from bnnctl.evaluate import evaluate_run
-from bnnctl.runs import create_run, open_run
-from bnnctl.train import clip_, fit, glorot_lr_scale, lr_at_epoch, run_identity
-from bnnctl.config import OptimizerConfig
-from bnnctl.layers import BinaryLinear
+from bnnctl.nn import BinaryLinear
+from bnnctl.runs import Run, create_run, load_trained, open_run
+from bnnctl.training import evaluate_run, fit, train_into
+from bnnctl.training.optim import clip_, glorot_lr_scale, lr_at_epoch
 from conftest import tiny
+
+LEGACY_TRAIN_RUN = next((Path(__file__).parent / "fixtures" / "legacy_v1" / "train").iterdir())
 
 TIMING_KEYS = {"epoch_time_s", "eval_time_s", "samples_per_s"}
 
@@ -21,8 +25,8 @@ def _without_timing(history):
 
 def _fit_run(runs_dir, *overrides):
     cfg = tiny(*overrides)
-    run = create_run(runs_dir, "train", cfg.run_name, run_identity(cfg))
-    summary = fit(cfg, run, overrides=list(overrides))
+    run = create_run(runs_dir, "train", cfg.run_name, cfg)
+    summary = train_into(run, cfg, overrides=list(overrides))
     return cfg, run, summary
 
 
@@ -97,8 +101,16 @@ def test_glorot_lr_scale_matches_the_bnn_code():
 def test_run_folder_is_self_describing_and_done_is_written_last(runs_dir):
     _, run, summary = _fit_run(runs_dir, "train.epochs=2")
     files = {p.name for p in run.path.iterdir()}
-    assert files == {"config.yaml", "overrides.txt", "env.json", "metrics.jsonl", "summary.json",
-                     "checkpoint.pt", "curves.png", "DONE"}
+    assert files == {
+        "config.yaml",
+        "overrides.txt",
+        "env.json",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoint.pt",
+        "curves.png",
+        "DONE",
+    }
     assert len(run.path.name.split("_")[-1]) == 8  # <time>_<name>_<hash8>
     mtimes = {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()}
     assert mtimes["DONE"] == max(mtimes.values())
@@ -139,12 +151,42 @@ def test_eval_rejects_bad_run_folders(tmp_path, runs_dir):
         open_run(run.path).load_checkpoint()
 
 
-def test_a_checkpoint_that_does_not_fit_its_config_is_reported(runs_dir):
-    _, run, _ = _fit_run(runs_dir, "train.epochs=1")
-    config = run.path / "config.yaml"
-    config.write_text(config.read_text().replace("width: 64", "width: 32"))
+def test_a_checkpoint_carries_its_config_and_rebuilds_the_trained_model(runs_dir):
+    cfg, run, summary = _fit_run(runs_dir, "model=bnn_mlp", "train.epochs=1")
+    (run.path / "config.yaml").write_text("not: [the, config")  # the checkpoint alone suffices
+    loaded_cfg, model = load_trained(run)
+    assert loaded_cfg.model == cfg.model and not model.training
+    assert evaluate_run(run.path)["test_acc"] == summary["final_test_acc"]
+
+
+def test_runs_of_the_previous_version_evaluate_to_their_recorded_accuracy(tmp_path):
+    run = Path(shutil.copytree(LEGACY_TRAIN_RUN, tmp_path / LEGACY_TRAIN_RUN.name))
+    assert "config" not in Run(run).load_checkpoint()  # a v1 checkpoint: config.yaml supplies it
+    recorded = json.loads((run / "summary.json").read_text())["final_test_acc"]
+    assert evaluate_run(run)["test_acc"] == recorded
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("width: 32", "width: 16"))
     with pytest.raises(RunError, match="does not fit its config"):
-        evaluate_run(run.path)
+        evaluate_run(run)
+
+
+def test_todays_training_repeats_the_previous_versions_numbers(tmp_path):
+    """The refactor kept behaviour: the v1 run's config, trained today, gives its metrics again."""
+    cfg = load_yaml(LEGACY_TRAIN_RUN / "config.yaml")
+    run = Run(tmp_path / "again")
+    run.path.mkdir()
+    train_into(run, cfg)
+    before = [json.loads(line) for line in (LEGACY_TRAIN_RUN / "metrics.jsonl").read_text().splitlines()]
+    after = run.metrics()
+    assert len(after) == len(before) == 1
+    for key in (
+        "train_acc",
+        "val_acc",
+        "test_acc",
+    ):  # 400-500 examples: one flip is 0.0025 (other CPUs round differently)
+        assert after[0][key] == pytest.approx(before[0][key], abs=0.0041), key
+    for key in ("train_loss", "val_loss", "test_loss"):
+        assert after[0][key] == pytest.approx(before[0][key], rel=1e-3), key
 
 
 @pytest.mark.slow
@@ -159,17 +201,26 @@ def test_the_compiled_model_trains_like_the_eager_one(runs_dir):
 @pytest.mark.slow
 def test_bnn_learns_real_fashion_mnist(runs_dir, fashion):
     cfg, run, summary = _fit_run(
-        runs_dir, "model=bnn_mlp", "data=fashion_mnist", f"data.root={fashion}", "model.width=512",
-        "train.epochs=1", "train.batch_size=100", "train.weight_clip=true",
+        runs_dir,
+        "model=bnn_mlp",
+        "data=fashion_mnist",
+        f"data.root={fashion}",
+        "model.width=512",
+        "train.epochs=1",
+        "train.batch_size=100",
+        "train.weight_clip=true",
     )
     assert summary["data_source"].startswith(fashion)
     assert summary["final_test_acc"] > 0.75  # a 512-wide BNN after one epoch; chance is 0.10
 
 
-def test_denormals_are_flushed_to_zero_during_cpu_training(runs_dir):
-    from bnnctl.train import flush_denormals
-
-    if not flush_denormals():
+def test_cpu_training_flushes_denormals_to_zero():
+    if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode")
-    tiny_value = torch.tensor([1e-39], dtype=torch.float32)  # a denormal float32
-    assert (tiny_value * 1.0).item() == 0.0
+    denormal = torch.tensor([1e-39], dtype=torch.float32)
+    try:
+        assert (denormal * 1.0).item() != 0.0  # off: the denormal survives
+        fit(tiny("train.epochs=1", "train.max_steps_per_epoch=1"))
+        assert (denormal * 1.0).item() == 0.0  # training turned flushing on
+    finally:
+        torch.set_flush_denormal(True)

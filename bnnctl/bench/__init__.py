@@ -1,0 +1,1 @@
+"""Benchmarks that print their figures: methods interleaved in one process, ratios quoted."""

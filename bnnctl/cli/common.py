@@ -1,0 +1,94 @@
+"""What every command shares: the consoles, one-line errors and exit codes, tables and JSON on stdout.
+
+Exit codes: 0 done, 1 a bug (one line; BNNCTL_DEBUG=1 for the traceback),
+2 bad input (one line naming the key or file), 3 a grid ran but some cells
+failed, 130 interrupted. Output that is not a terminal gets no colour and no
+live progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import Any, Iterator
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bnnctl.errors import BnnctlError
+
+out = Console()  # results: tables, JSON
+if not out.is_terminal:  # piped or logged: no 80-column wrapping of wide tables
+    out = Console(width=int(os.environ.get("COLUMNS", 200)))
+err = Console(stderr=True)  # progress, messages, errors
+
+OVERRIDES_HELP = "Hydra overrides, e.g. model=bnn_mlp data=fashion_mnist train.epochs=3 binarize=stochastic"
+JSON_HELP = "Print a machine-readable JSON summary on stdout instead of tables."
+EXIT_CELLS_FAILED = 3  # `ablate grid`: the grid ran, but some cells failed
+
+
+def say(message: str) -> None:
+    """A plain line on stderr: no rich markup or highlighting, never wrapped."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def errors(interrupted: str = "finished epochs are kept in the run folder, which has no DONE marker") -> Iterator[None]:
+    """One line and exit 2 for bad input, 130 for Ctrl-C, 1 (one line) for anything unexpected."""
+    try:
+        yield
+    except BnnctlError as exc:
+        say(f"error: {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        say(f"interrupted: {interrupted}")
+        raise typer.Exit(130) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback on request
+        if os.environ.get("BNNCTL_DEBUG"):
+            raise
+        say(f"internal error: {type(exc).__name__}: {exc} (set BNNCTL_DEBUG=1 for the traceback)")
+        raise typer.Exit(1) from None
+
+
+def options(group: str) -> str:
+    """The options of a config group, for help texts (a broken install says so instead of crashing)."""
+    try:
+        from bnnctl.config import group_options
+
+        return ", ".join(group_options(group))
+    except BnnctlError as exc:
+        return f"(unavailable: {exc})"
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def print_key_values(title: str, items: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in items.items():
+        table.add_row(key, fmt(value))
+    out.print(table)
+
+
+def print_frame(frame, title: str) -> None:
+    table = Table(title=title, header_style="bold")
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[fmt(v) if v == v else "" for v in row])  # v != v: NaN
+    out.print(table)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()

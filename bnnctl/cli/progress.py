@@ -1,0 +1,121 @@
+"""Progress displays: rich bars on a terminal, one plain line per event otherwise.
+
+Each observer has ``close()``, which commands call in a ``finally``: a live
+bar never outlives the work it shows, however that work ended.
+"""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from bnnctl.cli.common import err, say
+from bnnctl.sweep.grid import GridObserver, Outcome
+from bnnctl.training import TrainObserver
+
+
+def _bar(*columns) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        *columns,
+        console=err,
+        transient=False,
+    )
+
+
+class LineObserver(TrainObserver):
+    def on_fit_start(self, *, epochs, steps_per_epoch, run, device):
+        where = f" -> {run.path}" if run is not None else ""
+        say(f"training {epochs} epochs x {steps_per_epoch} steps on {device}{where}")
+
+    def on_epoch_end(self, record):
+        parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}", f"train_acc {record['train_acc']:.4f}"]
+        parts += [f"{k} {record[k]:.4f}" for k in ("val_acc", "test_acc") if k in record]
+        parts.append(f"{record['epoch_time_s']:.1f}s")
+        say("  ".join(parts))
+
+
+class RichObserver(LineObserver):
+    def __init__(self):
+        self.progress = _bar(TimeElapsedColumn(), TimeRemainingColumn())
+
+    def on_fit_start(self, *, epochs, steps_per_epoch, run, device):
+        super().on_fit_start(epochs=epochs, steps_per_epoch=steps_per_epoch, run=run, device=device)
+        self.progress.start()
+        self.epochs = self.progress.add_task("epochs", total=epochs, info="")
+        self.steps = self.progress.add_task("epoch 1", total=steps_per_epoch, info="")
+
+    def on_step(self, *, epoch, step, loss):
+        info = {"info": f"loss {loss:.4f}"} if loss is not None else {}
+        self.progress.update(self.steps, completed=step, description=f"epoch {epoch + 1}", **info)
+
+    def on_epoch_end(self, record):
+        accs = "  ".join(f"{k} {record[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc") if k in record)
+        self.progress.update(self.epochs, advance=1, info=accs)
+        self.progress.reset(self.steps)
+
+    def close(self):
+        self.progress.stop()
+
+
+def train_observer() -> TrainObserver:
+    return RichObserver() if err.is_terminal else LineObserver()
+
+
+class LineGridObserver(GridObserver):
+    def on_grid_start(self, plan, pending):
+        self.total, self.finished, self.failed, self.running = len(pending), 0, 0, 0
+        skipped = len(plan.tasks) - len(pending)
+        say(
+            f"grid {plan.grid.name}: {len(plan.cells)} cells x {len(plan.grid.seeds)} seeds = {len(plan.tasks)} runs; "
+            f"{skipped} already done, {len(pending)} to train -> {plan.grid_dir}"
+        )
+
+    def on_cell_start(self, task):
+        self.running += 1
+        if not err.is_terminal:
+            say(f"start {task.key} -> {task.run_dir}")
+
+    def on_cell_end(self, task, outcome):
+        self.running -= 1
+        self.finished += 1
+        if outcome.outcome is Outcome.failed:
+            self.failed += 1
+            say(f"[{self.finished}/{self.total}] FAILED {task.key}: {outcome.error}")
+        elif outcome.outcome is Outcome.trained:
+            s = outcome.summary or {}
+            say(
+                f"[{self.finished}/{self.total}] done {task.key}: peak val {s.get('best_val_acc') or float('nan'):.4f} "
+                f"(epoch {s.get('best_epoch')}), final val {s.get('final_val_acc') or float('nan'):.4f}, {outcome.wall_s:.0f} s"
+            )
+
+
+class RichGridObserver(LineGridObserver):
+    progress: Progress | None = None
+
+    def on_grid_start(self, plan, pending):
+        super().on_grid_start(plan, pending)
+        self.progress = _bar(TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        self.progress.start()
+        self.bar = self.progress.add_task(f"grid {plan.grid.name}", total=len(pending), info=self._info())
+
+    def _info(self):
+        return f"running {self.running}  failed {self.failed}"
+
+    def on_cell_start(self, task):
+        super().on_cell_start(task)
+        self.progress.update(self.bar, info=self._info())
+
+    def on_cell_end(self, task, outcome):
+        super().on_cell_end(task, outcome)
+        self.progress.update(self.bar, advance=1, info=self._info())
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def grid_observer() -> GridObserver:
+    return RichGridObserver() if err.is_terminal else LineGridObserver()

@@ -1,0 +1,77 @@
+"""``bnnctl train`` and ``bnnctl eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from bnnctl.cli.app import app
+from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, print_key_values
+from bnnctl.errors import BnnctlError
+
+
+def _groups_help() -> str:
+    try:
+        from bnnctl.config import describe_groups
+
+        groups = describe_groups().replace("\n", "\n\n")
+    except BnnctlError as exc:  # a broken install: say so in --help rather than crash
+        groups = f"(config groups unavailable: {exc})"
+    return (
+        "Config groups (pick one option each, e.g. model=bnn_mlp):\n\n"
+        + groups
+        + "\n\nAny key can be overridden (train.epochs=3, train.weight_clip=true, model.dropout=0.5, "
+        "optimizer.lr=3e-3, data.root=/path, binarize.activations.name=stochastic_sign); see conf/ for every key. "
+        "runs_dir=PATH says where the run folder goes (default: runs)."
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, epilog=_groups_help())
+def train(
+    overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Train a model and write a run folder runs/train/<time>_<name>_<id>/."""
+    with errors():
+        from bnnctl.cli.progress import train_observer
+        from bnnctl.config import compose_train, split_runs_dir
+        from bnnctl.runs import create_run, discard_if_untrained
+        from bnnctl.training import train_into
+
+        overrides = list(overrides or [])
+        runs_dir, hydra_overrides = split_runs_dir(overrides)
+        cfg = compose_train(hydra_overrides)
+        run = create_run(runs_dir, "train", cfg.run_name, cfg)
+        observer = train_observer()
+        try:
+            summary = train_into(run, cfg, overrides, observer)
+        except BnnctlError:
+            discard_if_untrained(run)  # e.g. the data is missing: no empty folder left behind
+            raise
+        finally:
+            observer.close()
+        summary["run_dir"] = str(run.path)
+        if json_output:
+            emit_json(summary)
+        else:
+            print_key_values(f"run {run.name}", summary)
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `bnnctl train`.", show_default=False),
+    data_root: Optional[str] = typer.Option(None, help="Look for the dataset here instead of the run's data.root."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or auto (default: the run's train.device)."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Evaluate a run's checkpoint on the test set; writes eval.json into the run folder."""
+    with errors():
+        from bnnctl.training import evaluate_run
+
+        metrics = evaluate_run(run_dir, data_root=data_root, device=device)
+        if json_output:
+            emit_json(metrics)
+        else:
+            print_key_values(f"eval {Path(run_dir).name}", metrics)

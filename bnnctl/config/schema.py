@@ -1,0 +1,156 @@
+"""The training schema: typed dataclasses that every composed config is validated against.
+
+The defaults here are the baseline every preset in ``conf/`` is a delta from
+(the ablation report's Binary Linear Unit MLP with Adam), and what a run id
+is measured against: a run's id hashes only the values that differ from these
+defaults (``bnnctl.runs.identity``), so a new key with a default never moves
+an existing id. Changing an existing default does: treat it as a schema change.
+
+Fixed vocabularies are Enums, so OmegaConf rejects a bad value and names the
+key itself; names resolved through a registry (binarizers, architectures,
+losses, nonlinearities, datasets) are strings that the registry checks.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class LayerPrecision(enum.StrEnum):
+    binary = "binary"  # the run's weight binarizer
+    float = "float"  # full precision (identity)
+
+
+class InputPrecision(enum.StrEnum):
+    real = "real"  # the image enters unbinarized
+    binary = "binary"  # the activation binarizer is applied to the image itself
+
+
+class Init(enum.StrEnum):
+    torch = "torch"  # PyTorch's default initialisation
+    uniform = "uniform"  # binary layers' latent weights from U(-1, 1) (Theano BNN)
+
+
+class PixelRange(enum.StrEnum):
+    symmetric = "symmetric"  # [-1, 1], as the BNN code
+    positive = "positive"  # [0, 1], as torchvision's ToTensor
+
+
+class Schedule(enum.StrEnum):
+    constant = "constant"
+    exponential = "exponential"  # lr -> lr_end geometrically over the run
+    cosine = "cosine"
+
+
+class OptimizerName(enum.StrEnum):
+    adam = "adam"
+
+
+@dataclass
+class BinarizerSpec:
+    """A binarizer as config names it: ``{name: ste_sign, params: {clip: 1.0}}`` (see ``nn.binarize``)."""
+
+    name: str = "ste_sign"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # the preset's name (blu_mlp, bnn_mlp, mlp_float)
+    arch: str = "mlp"  # a builder in nn.models.ARCHITECTURES
+    binarized: bool = True  # false: a full-precision twin (binarize is set to identity)
+    width: int = 2048
+    depth: int = 3
+    batch_norm: bool = False
+    last_batch_norm: bool = False  # BN on the output layer (BNN paper), no sign after it
+    bn_eps: float = 1e-4
+    bn_momentum: float = 0.1
+    bias: bool = True
+    binarize_bias: bool = True  # the weight binarizer on biases too (the Binary Linear Unit)
+    nonlinearity: str = "none"  # nn.models.NONLINEARITIES, before the activation binarizer
+    dropout: float = 0.0  # after each hidden block
+    input_dropout: float = 0.0
+    first_layer_weights: LayerPrecision = LayerPrecision.binary
+    first_layer_input: InputPrecision = InputPrecision.real
+    last_layer_weights: LayerPrecision = LayerPrecision.binary
+    loss: str = "cross_entropy"  # nn.losses.LOSSES
+    init: Init = Init.torch
+
+
+@dataclass
+class BinarizeConfig:
+    # Both default to sign with the gradient cancelled where |x| > 1 (the BNN paper's activations);
+    # conf/binarize/deterministic.yaml gives weights BinaryConnect's unmasked gradient (clip: null).
+    # The defaults carry no params, so that picking another binarizer by name inherits none.
+    weights: BinarizerSpec = field(default_factory=BinarizerSpec)
+    activations: BinarizerSpec = field(default_factory=BinarizerSpec)
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # data.DATASETS: mnist | fashion_mnist | cifar10 | synthetic
+    root: Optional[str] = None  # default: $BNNCTL_DATA, else ./data
+    download: bool = True
+    val_size: int = 10000  # last examples of the training set
+    pixel_range: PixelRange = PixelRange.symmetric
+    num_classes: int = 10  # synthetic only (real datasets know theirs)
+    synthetic_train: int = 2000
+    synthetic_test: int = 500
+    synthetic_shape: list[int] = field(default_factory=lambda: [1, 28, 28])
+    synthetic_noise: float = 0.5
+    synthetic_seed: int = 0
+    augment: bool = False  # random rotation + shift + jitter of each training batch
+    augment_rotation: float = 10.0  # degrees, U(-r, r)
+    augment_shift: float = 2.0  # pixels, U(-s, s) in x and y (a random crop with padding s)
+    augment_jitter: float = 0.1  # contrast x U(1-j, 1+j), brightness + U(-j, j) of the range
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.adam
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    schedule: Schedule = Schedule.constant  # per epoch, lr -> lr_end
+    lr_end: float = 3e-7
+    glorot_lr_scale: bool = False  # BNN Theano: binary layers' step x 1/sqrt(1.5/(fan_in+fan_out))
+
+
+@dataclass
+class LoopConfig:
+    epochs: int = 15
+    batch_size: int = 100
+    weight_clip: bool = False  # clip latent weights to [-1, 1] after each step (where the binarizer asks)
+    grad_clip: bool = False  # clip every gradient element to [-1, 1] before each step
+    eval_every: int = 0  # validation accuracy every N iterations (0: per epoch only)
+    eval_batch_size: int = 1000
+    max_steps_per_epoch: int = 0  # 0: full epochs (tests and debug use small numbers)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    compile: bool = True  # torch.compile the model (falls back to eager if it fails)
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    binarize: BinarizeConfig = field(default_factory=BinarizeConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    name: Optional[str] = None  # run name; default: the experiment preset, else <model>-<data>
+    choices: dict[str, Optional[str]] = field(default_factory=dict)  # the group options picked (filled in)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.choices.get("experiment") or f"{self.model.name}-{self.data.name}"
+
+
+# Keys that say how or where a run ran, not what it computes: outside its identity.
+NOT_IDENTITY = ("name", "choices", "data.root", "data.download", "train.threads")
+DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # besides "auto"

@@ -1,0 +1,260 @@
+"""Binarizers as registered objects: the forward map, the surrogate gradient, and what they are.
+
+A binarizer maps a latent real tensor to what a layer computes with. Training
+needs a gradient where the forward map has none (sign is flat almost
+everywhere), so each binarizer pairs its forward map with a surrogate
+gradient. The rest of bnnctl never compares names: layers, weight clipping,
+the size report and packed export ask the object
+
+* ``output``: the set its values lie in (``OutputSet``): exactly +-1, a scaled
+  +-1, ternary, or real. Only ``BINARY`` may be packed into bits;
+* ``bits``: storage per element once deployed (1 for +-1, 32 for real);
+* ``clips_latent``: whether latent weights feeding it are kept in [-1, 1]
+  when ``train.weight_clip`` is on (the BNN paper's rule for sign);
+* ``params``: its parameters, as the config gives them (``{name, params}``).
+
+Modelled on larq's quantizers (one small class per binarizer, a registry by
+name, one contract test over the registry). ``sign`` is the pure forward map
+with sign(0) = +1; every binarizer that uses it with a straight-through
+estimator says so in its name (``ste_sign``).
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Mapping
+
+import torch
+
+from bnnctl.errors import ConfigError
+
+
+class OutputSet(enum.StrEnum):
+    """The values a binarizer's output takes."""
+
+    BINARY = "binary"  # exactly {-1, +1}: packable into bits, XNOR-popcount exact
+    SCALED_BINARY = "scaled_binary"  # {-a, +a} with a real scale a per block
+    TERNARY = "ternary"  # {-1, 0, +1}
+    REAL = "real"  # unchanged real values
+
+
+def sign(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) with sign(0) = +1, exactly +-1 in x's dtype (``torch.sign`` maps 0 to 0, which is not binary)."""
+    one = torch.ones((), dtype=x.dtype, device=x.device)
+    return torch.where(x >= 0, one, -one)
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """clip((x + 1) / 2, 0, 1): the probability of +1 in stochastic binarization."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def _cancel_beyond(grad: torch.Tensor, x: torch.Tensor, clip: float | None) -> torch.Tensor:
+    """The straight-through gradient: passed where |x| <= clip, cancelled elsewhere (clip None: everywhere passed)."""
+    if clip is None:
+        return grad
+    return grad * (x.abs() <= clip).to(grad.dtype)
+
+
+class _SignSTE(torch.autograd.Function):
+    """Forward sign(x); backward the upstream gradient where |x| <= clip (nothing saved when clip is None)."""
+
+    @staticmethod
+    def forward(ctx, x, clip):
+        ctx.clip = clip
+        if clip is not None:
+            ctx.save_for_backward(x)
+        return sign(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.clip is None:
+            return grad, None
+        (x,) = ctx.saved_tensors
+        return _cancel_beyond(grad, x, ctx.clip), None
+
+
+class _StochasticSignSTE(torch.autograd.Function):
+    """Forward +1 with probability hard_sigmoid(x), else -1; backward as ``_SignSTE``."""
+
+    @staticmethod
+    def forward(ctx, x, clip):
+        ctx.clip = clip
+        ctx.save_for_backward(x)
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        return torch.where(torch.rand_like(x) < hard_sigmoid(x), one, -one)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return _cancel_beyond(grad, x, ctx.clip), None
+
+
+class Binarizer(ABC):
+    """A forward map with its surrogate gradient and what it outputs. Subclasses register by ``name``."""
+
+    name: ClassVar[str]
+    output: ClassVar[OutputSet]
+    bits: ClassVar[float]  # storage bits per element once deployed
+    clips_latent: ClassVar[bool]  # latent weights into it are clipped to [-1, 1] by train.weight_clip
+
+    def __init__(self) -> None:
+        """No parameters; a subclass with parameters takes them as keyword arguments stored as attributes."""
+
+    @abstractmethod
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        """The binarized tensor; ``training`` selects e.g. stochastic vs deterministic forward."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters as ``__init__`` takes them (what the config's ``params`` holds)."""
+        return {
+            name: getattr(self, name) for name in inspect.signature(type(self).__init__).parameters if name != "self"
+        }
+
+    @property
+    def exact_binary(self) -> bool:
+        """Exactly +-1: a layer may be computed with XNOR-popcount and stored as bits."""
+        return self.output is OutputSet.BINARY
+
+    @property
+    def quantizes(self) -> bool:
+        """Anything but the identity: its output is not the latent real tensor."""
+        return self.output is not OutputSet.REAL
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.name}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Binarizer) and self.spec() == other.spec()
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.params.items()))))
+
+
+BINARIZERS: dict[str, type[Binarizer]] = {}
+
+
+def register(cls: type[Binarizer]) -> type[Binarizer]:
+    """Class decorator: make ``cls`` selectable as ``{name: cls.name, params: {...}}``."""
+    if cls.name in BINARIZERS:
+        raise ValueError(f"binarizer {cls.name!r} is registered twice")
+    BINARIZERS[cls.name] = cls
+    return cls
+
+
+@register
+class SteSign(Binarizer):
+    """Deterministic sign with a straight-through estimator.
+
+    Forward: sign(x), sign(0) = +1, exactly +-1.
+    Surrogate gradient: the upstream gradient where |x| <= clip, 0 elsewhere
+    (the gradient of hard tanh for clip = 1); ``clip: null`` passes it
+    everywhere unchanged (the identity straight-through estimator).
+    Source: Courbariaux, Hubara et al. 2016 (arXiv 1602.02830), eq. 4, for
+    activations (clip 1); the authors' Theano code updates latent weights with
+    the unmasked gradient (BinaryConnect), which is ``clip: null``.
+    """
+
+    name = "ste_sign"
+    output = OutputSet.BINARY
+    bits = 1
+    clips_latent = True
+
+    def __init__(self, clip: float | None = 1.0):
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 or null, got {clip}")
+        self.clip = None if clip is None else float(clip)
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        return _SignSTE.apply(x, self.clip)
+
+
+@register
+class StochasticSign(Binarizer):
+    """Stochastic sign while training, deterministic sign at evaluation.
+
+    Forward (training): +1 with probability hard_sigmoid(x) = clip((x + 1) / 2, 0, 1),
+    else -1; (evaluation): sign(x), sign(0) = +1.
+    Surrogate gradient: as ``ste_sign`` (passed where |x| <= clip).
+    Source: Courbariaux, Hubara et al. 2016, eq. 2 (stochastic binarization).
+    """
+
+    name = "stochastic_sign"
+    output = OutputSet.BINARY
+    bits = 1
+    clips_latent = True
+
+    def __init__(self, clip: float | None = 1.0):
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 or null, got {clip}")
+        self.clip = None if clip is None else float(clip)
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        if training:
+            return _StochasticSignSTE.apply(x, self.clip)
+        return _SignSTE.apply(x, self.clip)
+
+
+@register
+class Identity(Binarizer):
+    """Full precision: forward x, gradient unchanged. The float baseline and real first/last layers."""
+
+    name = "identity"
+    output = OutputSet.REAL
+    bits = 32
+    clips_latent = False
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        return x
+
+
+IDENTITY = Identity()
+
+
+def make_binarizer(spec: Any, key: str = "binarizer") -> Binarizer:
+    """The binarizer a config names: ``{name, params}`` (or a bare name); errors name ``key``."""
+    if isinstance(spec, Binarizer):
+        return spec
+    name, params = _name_and_params(spec, key)
+    try:
+        cls = BINARIZERS[name]
+    except KeyError:
+        raise ConfigError(f"{key}.name: unknown binarizer {name!r} (known: {', '.join(sorted(BINARIZERS))})") from None
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{key}.params.{unknown[0]}: not a parameter of {name} (known: {', '.join(known) or 'none'}; "
+            f"params carry over when only the name is overridden: drop it with ~{key}.params.{unknown[0]})"
+        )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}.params: {exc}") from None
+
+
+def _name_and_params(spec: Any, key: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, Mapping):
+        return str(spec.get("name")), dict(spec.get("params") or {})
+    if hasattr(spec, "name") and hasattr(spec, "params"):  # config.schema.BinarizerSpec
+        return spec.name, dict(spec.params or {})
+    raise ConfigError(f"{key}: expected {{name, params}}, got {spec!r}")
+
+
+def default_params(name: str) -> dict[str, Any]:
+    """The parameters a binarizer takes when the config gives none (for canonical run ids)."""
+    cls = BINARIZERS[name]
+    return {
+        p.name: p.default
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.default is not inspect.Parameter.empty
+    }

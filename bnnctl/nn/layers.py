@@ -1,0 +1,136 @@
+"""Binary layers: real-valued latent weights, binarized on every forward pass.
+
+The optimizer updates the latent weights (the gradient w.r.t. the binarized
+weights reaches them through the binarizer's surrogate gradient); training may
+clip them to [-1, 1] so that they cannot drift away from the sign threshold.
+Every decision about a layer (is it +-1? are its weights clipped? how many
+bits does it store?) is asked of its binarizer objects, never of a name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bnnctl.nn.binarize import IDENTITY, Binarizer, SteSign, make_binarizer
+
+# BinaryConnect's weight rule: the gradient w.r.t. sign(W) updates the latent W unmasked.
+WEIGHT_SIGN = SteSign(clip=None)
+
+
+class Binarize(nn.Module):
+    """An activation that binarizes its input with a binarizer object."""
+
+    def __init__(self, binarizer: Any = "ste_sign"):
+        super().__init__()
+        self.binarizer = make_binarizer(binarizer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.binarizer(x, self.training)
+
+    def extra_repr(self) -> str:
+        return repr(self.binarizer)
+
+
+class _BinaryMixin:
+    """What BinaryLinear and BinaryConv2d share: a weight and an input binarizer, an optionally binary bias."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    training: bool
+
+    def _setup_binarizers(self, weight_binarizer: Any, input_binarizer: Any, binarize_bias: bool) -> None:
+        self.weight_binarizer: Binarizer = make_binarizer(weight_binarizer)
+        self.input_binarizer: Binarizer = make_binarizer(input_binarizer)
+        self.binarize_bias = binarize_bias and self.weight_binarizer.quantizes
+
+    @property
+    def has_binary_weights(self) -> bool:
+        """Whether the weights this layer computes with are exactly +-1 (packable)."""
+        return self.weight_binarizer.exact_binary
+
+    @property
+    def has_binary_input(self) -> bool:
+        return self.input_binarizer.exact_binary
+
+    def binary_weight(self) -> torch.Tensor:
+        return self.weight_binarizer(self.weight, self.training)
+
+    def binary_bias(self) -> torch.Tensor | None:
+        if self.bias is None or not self.binarize_bias:
+            return self.bias
+        return self.weight_binarizer(self.bias, self.training)
+
+    def binary_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_binarizer(x, self.training)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, weights={self.weight_binarizer!r}, "  # type: ignore[misc]
+            f"input={self.input_binarizer!r}, binarize_bias={self.binarize_bias}"
+        )
+
+
+class BinaryLinear(_BinaryMixin, nn.Linear):
+    """y = b_in(x) @ b_w(W)^T + bias, with b_w, b_in binarizer objects (identity keeps full precision)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        weight_binarizer: Any = WEIGHT_SIGN,
+        input_binarizer: Any = IDENTITY,
+        binarize_bias: bool = False,
+    ):
+        super().__init__(in_features, out_features, bias=bias)
+        self._setup_binarizers(weight_binarizer, input_binarizer, binarize_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.binary_input(x), self.binary_weight(), self.binary_bias())
+
+
+class BinaryConv2d(_BinaryMixin, nn.Conv2d):
+    """2-D convolution with binarized weights (and optionally binarized input)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        weight_binarizer: Any = WEIGHT_SIGN,
+        input_binarizer: Any = IDENTITY,
+        binarize_bias: bool = False,
+    ):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
+        self._setup_binarizers(weight_binarizer, input_binarizer, binarize_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(self.binary_input(x), self.binary_weight(), self.binary_bias())
+
+
+def quantized_layers(model: nn.Module) -> list[nn.Module]:
+    """Layers whose weights are quantized in any way (+-1, scaled, ternary)."""
+    return [m for m in model.modules() if isinstance(m, _BinaryMixin) and m.weight_binarizer.quantizes]
+
+
+def binary_layers(model: nn.Module) -> list[nn.Module]:
+    """Layers whose computing weights are exactly +-1 (what packed export may turn into bits)."""
+    return [m for m in model.modules() if isinstance(m, _BinaryMixin) and m.has_binary_weights]
+
+
+def clippable_parameters(model: nn.Module) -> list[torch.Tensor]:
+    """Latent weights (and binarized biases) that weight clipping keeps in [-1, 1]: their binarizer asks for it."""
+    params = []
+    for layer in model.modules():
+        if isinstance(layer, _BinaryMixin) and layer.weight_binarizer.clips_latent:
+            params.append(layer.weight)
+            if layer.bias is not None and layer.binarize_bias:
+                params.append(layer.bias)
+    return params

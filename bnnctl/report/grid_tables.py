@@ -1,0 +1,164 @@
+"""An ablation grid's run folders -> per-seed rows -> one row per cell with confidence intervals.
+
+Everything is rebuilt from the folders that ``grid.yaml`` names, so rerunning
+``bnnctl ablate table`` (or the grid, which ends with it) always gives the
+table the finished runs support, never a table kept by hand. Wall times vary
+from run to run; every other number is a function of the run folders alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bnnctl.files import atomic_write_text
+from bnnctl.report.tables import aggregate_seeds, write_latex, write_table
+from bnnctl.runs import Run, Status, cell_run_dir, read_manifest
+
+METRICS_OF_A_RUN = {  # column -> summary.json key
+    "peak_val_acc": "best_val_acc",
+    "final_val_acc": "final_val_acc",
+    "test_acc_at_peak": "test_acc_at_best_val",
+    "final_test_acc": "final_test_acc",
+    "epochs_to_peak": "best_epoch",
+    "wall_time_s": "total_time_s",
+}
+ACCURACIES = ["peak_val_acc", "final_val_acc", "test_acc_at_peak", "final_test_acc"]
+HEADERS = {
+    "peak_val_acc": "peak val %",
+    "final_val_acc": "final val %",
+    "test_acc_at_peak": "test % at peak",
+    "final_test_acc": "final test %",
+    "epochs_to_peak": "epochs to peak",
+    "wall_time_s": "wall s",
+}
+
+
+def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The manifest and one row per cell x seed (status, settings, headline numbers)."""
+    grid_dir = Path(grid_dir).expanduser()
+    manifest = read_manifest(grid_dir)
+    rows = []
+    for order, cell in enumerate(manifest["cells"]):
+        for seed in manifest["grid"]["seeds"]:
+            run = Run(cell_run_dir(grid_dir, cell["id"], seed))
+            status = run.status()
+            row: dict[str, Any] = {
+                "order": order,
+                "cell": cell["label"],
+                "cell_id": cell["id"],
+                "seed": seed,
+                **cell["settings"],
+                "status": status.value,
+                "path": str(run.path),
+            }
+            if status is Status.done:
+                summary = run.summary()
+                row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
+            rows.append(row)
+    return manifest, pd.DataFrame(rows)
+
+
+def cell_table(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: mean, std and 95% t-interval of each metric over its finished seeds, and the reference."""
+    settings = [axis["key"] for axis in manifest["grid"]["axes"]]
+    done = per_seed[per_seed["status"] == "done"]
+    metrics = list(METRICS_OF_A_RUN)
+    table = aggregate_seeds(done, ["order", "cell", "cell_id", *settings], metrics)
+    cells = per_seed[["order", "cell", "cell_id", *settings]].drop_duplicates("order")
+    table = cells.merge(table, how="left", on=["order", "cell", "cell_id", *settings]).sort_values("order")
+    table["n"] = table["n"].fillna(0).astype(int)
+    table["seeds"] = len(manifest["grid"]["seeds"])
+    reference = manifest["grid"].get("reference") or {}
+    table["reference"] = table["cell"].map(lambda c: (reference.get("values") or {}).get(c))
+    return table.drop(columns=["order"]).reset_index(drop=True)
+
+
+def _pm(mean: float, lo: float, scale: float, digits: int) -> str:
+    """'mean ± half-width of the 95% CI' (just the mean when there is no interval)."""
+    if mean != mean:
+        return "--"
+    if lo != lo:
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {(mean - lo) * scale:.{digits}f}"
+
+
+def _setting(value: Any) -> str:
+    """An axis value as a table shows it: on/off for switches, the value otherwise."""
+    return "on" if value is True else "off" if value is False else str(value)
+
+
+def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
+    """The cell table as people read it: accuracies in %, 'mean ± 95% CI', the report's value beside."""
+    axes = manifest["grid"]["axes"]
+    reference = manifest["grid"].get("reference") or {}
+    shown = pd.DataFrame({"cell": table["cell"]})
+    for axis in axes:
+        switch = all(isinstance(v, bool) for v in axis["values"])  # on/off axes go by their short label
+        header = (axis.get("short") or axis["key"]) if switch else axis["key"].rsplit(".", 1)[-1]
+        shown[header] = table[axis["key"]].map(_setting)
+    shown["seeds"] = table["n"].astype(str) + "/" + table["seeds"].astype(str)
+    for metric in METRICS_OF_A_RUN:
+        scale, digits = (100, 2) if metric in ACCURACIES else (1, 1)
+        shown[HEADERS[metric]] = [
+            _pm(m, lo, scale, digits) for m, lo in zip(table[f"{metric}_mean"], table[f"{metric}_ci_lo"], strict=True)
+        ]
+    metric = reference.get("metric", "peak_val_acc")
+    if reference.get("values"):
+        shown[f"report {HEADERS.get(metric, metric)}"] = table["reference"].map(
+            lambda v: "--" if v != v or v is None else f"{v * 100:.0f}"
+        )
+    return shown
+
+
+def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
+    """results.csv (per cell), runs.csv (per seed), table.md, table.tex and curves.png in the grid folder."""
+    from bnnctl.report.plots import plot_grid_curves
+
+    grid_dir = Path(grid_dir).expanduser()
+    manifest, per_seed = collect_grid(grid_dir)
+    table = cell_table(manifest, per_seed)
+    shown = display_table(manifest, table)
+    grid = manifest["grid"]
+    files = write_table(table, grid_dir, "results", markdown=False) + write_table(
+        per_seed, grid_dir, "runs", markdown=False
+    )
+    caption = (
+        f"Ablation grid {grid['name']}: {grid.get('description', '')}. Mean ± half-width of the 95% "
+        f"t-interval over seeds; 'report' is {(grid.get('reference') or {}).get('source', '')}."
+    )
+    md = grid_dir / "table.md"
+    overrides = " ".join(manifest.get("overrides") or []) or "(none)"
+    atomic_write_text(
+        md, f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
+    )
+    files.append(md)
+    files.append(write_latex(shown, grid_dir / "table.tex", caption=caption, label=f"tab:{grid['name']}"))
+    curves = plot_grid_curves(_curves(manifest, per_seed), grid_dir / "curves.png", manifest)
+    if curves is not None:
+        files.append(curves)
+    return {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
+
+
+def _curves(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Validation accuracy by iteration (and fraction of epochs), one row per cell x seed x iteration (finished runs)."""
+    rows = []
+    for run in per_seed[per_seed["status"] == "done"].itertuples():
+        records = Run(Path(run.path)).metrics()
+        per_epoch = next((r["iteration"] for r in records if r.get("kind") == "epoch"), 1) or 1
+        for record in records:
+            if "val_acc" in record and "iteration" in record:
+                rows.append(
+                    {
+                        "cell": run.cell,
+                        "seed": run.seed,
+                        "iteration": record["iteration"],
+                        "epoch": record["iteration"] / per_epoch,
+                        "iters_per_epoch": per_epoch,
+                        "val_acc": record["val_acc"],
+                    }
+                )
+    frame = pd.DataFrame(rows, columns=["cell", "seed", "iteration", "epoch", "iters_per_epoch", "val_acc"])
+    return frame.drop_duplicates(["cell", "seed", "iteration"])

@@ -1,0 +1,102 @@
+"""Figures (matplotlib, Agg backend: no display needed, same output everywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_learning_curves(
+    epochs: list[dict[str, Any]], records: list[dict[str, Any]], path: Path, title: str = ""
+) -> Path:
+    """Loss and accuracy per epoch (train/val/test); validation per N iterations when logged."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    x = [r["epoch"] for r in epochs]
+    for split, style in (("train", "-"), ("val", "--"), ("test", ":")):
+        if f"{split}_loss" in epochs[0]:
+            ax_loss.plot(x, [r[f"{split}_loss"] for r in epochs], style, marker="o", label=split)
+        if f"{split}_acc" in epochs[0]:
+            ax_acc.plot(x, [r[f"{split}_acc"] for r in epochs], style, marker="o", label=split)
+    iters = [r for r in records if r.get("kind") == "iter"]
+    if iters and epochs:
+        per_epoch = epochs[0]["iteration"] or 1
+        ax_acc.plot(
+            [r["iteration"] / per_epoch for r in iters],
+            [r["val_acc"] for r in iters],
+            alpha=0.5,
+            lw=1,
+            label="val (per N iterations)",
+        )
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path | None:
+    """Validation accuracy vs iteration (vs epoch when cells differ in batch size), one panel per cell:
+    mean over seeds, a +-1 std band, each seed thin.
+
+    The dashed line is the published peak for the cell, where the grid file gives one.
+    Returns None when no run has finished yet.
+    """
+    if curves.empty:
+        return None
+    labels = [c["label"] for c in manifest["cells"]]
+    # Iterations compare cells only when they share the batch size; otherwise plot against epochs.
+    x = "iteration" if curves["iters_per_epoch"].nunique() == 1 else "epoch"
+    reference = (manifest["grid"].get("reference") or {}).get("values") or {}
+    cols = min(4, len(labels))
+    rows = -(-len(labels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax, label in zip(axes.flat, labels, strict=False):  # more panels than cells: the rest are hidden
+        cell = curves[curves["cell"] == label]
+        if not cell.empty:
+            for _, seed in cell.groupby("seed"):
+                ax.plot(seed[x], seed["val_acc"], lw=0.6, alpha=0.35, color="tab:blue")
+            stats = cell.groupby(x)["val_acc"].agg(["mean", "std"]).reset_index()
+            ax.plot(stats[x], stats["mean"], color="tab:blue", lw=1.6, label="mean over seeds")
+            ax.fill_between(
+                stats[x],
+                stats["mean"] - stats["std"].fillna(0),
+                stats["mean"] + stats["std"].fillna(0),
+                color="tab:blue",
+                alpha=0.2,
+                lw=0,
+            )
+        if label in reference:
+            ax.axhline(reference[label], color="tab:red", ls="--", lw=1, label="report's peak")
+        n = cell["seed"].nunique() if not cell.empty else 0
+        ax.set_title(f"{label} ({n} seeds)", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(labels) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(x)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation accuracy")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="upper right", fontsize=8, ncol=2, frameon=False)
+    fig.suptitle(
+        f"grid {manifest['grid']['name']}: validation accuracy (mean ± 1 std over seeds)",
+        fontsize=10,
+        x=0.02,
+        ha="left",
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,302 @@
+"""Ablation grids: a grid file -> cells x seeds -> one ordinary run folder each.
+
+A cell is one combination of the grid's axis values; it runs once per seed.
+Each cell x seed is a training run folder at
+``<runs_dir>/ablate/<grid>/cells/<cell id>/seed-<n>/`` (``runs.cell_run_dir``),
+where the cell id hashes what the cell's config sets differently from the
+schema defaults, without the seed (``runs.cell_id``). A rerun of the same grid
+therefore finds the folders it finished (``DONE``), skips them, and trains only
+what is missing: a grid survives Ctrl-C, ``kill -9`` and power loss with
+nothing finished lost. A folder without ``DONE`` is an interrupted run and
+starts again from scratch (runs do not checkpoint mid-way).
+
+Every cell's config is composed and validated before the first cell starts,
+so a typo in an override fails in a second, not an hour into the grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import fcntl
+import itertools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from bnnctl.config import AblationConfig, LauncherConfig, TrainConfig, compose_train, split_runs_dir
+from bnnctl.errors import ConfigError, RunError
+from bnnctl.runs import Run, cell_id, cell_run_dir, fresh_run, grid_dir, write_manifest
+from bnnctl.sweep.launchers import first_line, launcher_class, make_launcher
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of axis values, e.g. label 'W+G' = {weight_clip: true, dropout: 0.0, grad_clip: true}."""
+
+    label: str
+    settings: dict[str, Any]
+    overrides: tuple[str, ...]  # fixed + axes + the command line's, without the seed
+    cell_id: str = ""  # runs.cell_id of its resolved config
+
+
+@dataclass
+class CellTask:
+    """One cell x seed, as a launcher hands it to a worker (picklable)."""
+
+    cell: Cell
+    seed: int
+    cfg: TrainConfig
+    overrides: list[str]
+    run_dir: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.cell.label} seed {self.seed}"
+
+
+class Outcome(enum.StrEnum):
+    trained = "trained"
+    skipped = "skipped"  # already DONE
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What happened to one cell x seed."""
+
+    outcome: Outcome
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    wall_s: float = 0.0
+
+
+@dataclass
+class GridPlan:
+    grid: AblationConfig
+    grid_dir: Path
+    cells: list[Cell]
+    tasks: list[CellTask]
+    user_overrides: list[str]
+
+    def pending(self) -> list[CellTask]:
+        return [t for t in self.tasks if not Run(Path(t.run_dir)).done]
+
+
+@dataclass
+class GridResult:
+    plan: GridPlan
+    skipped: list[CellTask] = field(default_factory=list)
+    done: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
+    failed: list[tuple[CellTask, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def hydra_value(value: Any) -> str:
+    """A Python value as a Hydra override value (true/false/null, numbers, lists, strings)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _label(grid: AblationConfig, indices: tuple[int, ...]) -> str:
+    parts = []
+    for axis, i in zip(grid.axes, indices, strict=True):
+        if i == 0:
+            continue
+        short = axis.short or axis.key
+        parts.append(short if len(axis.values) == 2 else f"{short}={axis.values[i]}")
+    return "+".join(parts) or grid.baseline_label
+
+
+def expand_cells(grid: AblationConfig, user_overrides: list[str]) -> list[Cell]:
+    """Every combination of axis values, baseline first, then by number of changes (the report's order)."""
+    axis_keys = {a.key for a in grid.axes}
+    for override in user_overrides:
+        key = override.partition("=")[0].lstrip("+~")
+        if key in axis_keys:
+            raise ConfigError(f"{key} is an axis of grid {grid.name!r}: it cannot be overridden for every cell")
+        if key == "train.seed":
+            raise ConfigError("train.seed is set per run by the grid: use ablation.seeds=[0,1,2] instead")
+    combos = sorted(
+        itertools.product(*[range(len(a.values)) for a in grid.axes]),
+        key=lambda idx: (sum(i > 0 for i in idx), [-(i > 0) for i in idx], idx),
+    )
+    cells = []
+    for idx in combos:
+        settings = {a.key: a.values[i] for a, i in zip(grid.axes, idx, strict=True)}
+        overrides = (*grid.fixed, *[f"{k}={hydra_value(v)}" for k, v in settings.items()], *user_overrides)
+        cells.append(Cell(_label(grid, idx), settings, overrides))
+    return cells
+
+
+def plan_grid(grid: AblationConfig, user_overrides: list[str]) -> GridPlan:
+    """Compose and validate every cell x seed config; fix each run folder's path.
+
+    ``runs_dir=PATH`` among ``user_overrides`` says where the grid folder goes.
+    """
+    runs_dir, user_overrides = split_runs_dir(list(user_overrides))
+    folder = grid_dir(runs_dir, grid.name)
+    tasks: list[CellTask] = []
+    planned: list[Cell] = []
+    seen: dict[str, str] = {}
+    for cell in expand_cells(grid, user_overrides):
+        # The seed changes nothing Hydra composes or validation checks: compose once per cell.
+        try:
+            base = compose_train([*cell.overrides, f"train.seed={grid.seeds[0]}"])
+        except ConfigError as exc:
+            raise ConfigError(f"cell {cell.label!r} of grid {grid.name!r}: {exc}") from None
+        base.name = f"{grid.name}/{cell.label}"
+        cid = cell_id(base)
+        if cid in seen:
+            raise ConfigError(
+                f"cells {seen[cid]!r} and {cell.label!r} of grid {grid.name!r} resolve to the same config"
+            )
+        seen[cid] = cell.label
+        cell = dataclasses.replace(cell, cell_id=cid)
+        planned.append(cell)
+        for seed in grid.seeds:
+            cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
+            tasks.append(
+                CellTask(cell, seed, cfg, [*cell.overrides, f"train.seed={seed}"], str(cell_run_dir(folder, cid, seed)))
+            )
+    return GridPlan(grid, folder, planned, tasks, user_overrides)
+
+
+def write_grid_manifest(plan: GridPlan) -> Path:
+    """grid.yaml: the grid, the command line's overrides and each cell's id, for ``ablate table``."""
+    return write_manifest(
+        plan.grid_dir,
+        {
+            "grid": OmegaConf.to_container(OmegaConf.structured(plan.grid), enum_to_str=True),
+            "overrides": plan.user_overrides,
+            "cells": [
+                {"label": c.label, "id": c.cell_id, "settings": c.settings, "overrides": list(c.overrides)}
+                for c in plan.cells
+            ],
+        },
+    )
+
+
+class GridLock:
+    """An exclusive lock on a grid folder: two drivers on one grid would train the same cells twice."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> GridLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise RunError(
+                f"grid {self.path.parent} is already running (pid {holder}); wait for it or stop it"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+def run_cell(task: CellTask) -> CellOutcome:
+    """Train one cell x seed into its run folder; runs in a worker. Never raises: failures are returned.
+
+    A folder without DONE is what an interrupted run left: it is cleared and
+    the run starts again, so a resumed grid never mixes two attempts' epochs.
+    """
+    from bnnctl.training import train_into
+
+    t0 = time.perf_counter()
+    if Run(Path(task.run_dir)).done:
+        return CellOutcome(Outcome.skipped)
+    try:
+        summary = train_into(fresh_run(task.run_dir), task.cfg, task.overrides)
+        return CellOutcome(Outcome.trained, summary=summary, wall_s=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the grid; error.txt has the traceback
+        return CellOutcome(Outcome.failed, error=first_line(exc), wall_s=time.perf_counter() - t0)
+
+
+class GridObserver:
+    """Receives the grid's progress; the default does nothing."""
+
+    def on_grid_start(self, plan: GridPlan, pending: list[CellTask]) -> None: ...
+
+    def on_cell_start(self, task: CellTask) -> None: ...
+
+    def on_cell_end(self, task: CellTask, outcome: CellOutcome) -> None: ...
+
+    def on_grid_end(self, result: GridResult) -> None: ...
+
+    def close(self) -> None:
+        """Stop any live display (called however the grid ended)."""
+
+
+def _uses_gpu(tasks: list[CellTask]) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and any(
+        t.cfg.train.device == "auto" or t.cfg.train.device.startswith("cuda") for t in tasks
+    )
+
+
+def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserver | None = None) -> GridResult:
+    """Train every pending cell x seed with the chosen launcher; failures are collected, not raised."""
+    observer = observer or GridObserver()
+    launcher_class(launcher_cfg.name)  # a bad launcher name fails before anything is written
+    result = GridResult(plan)
+    with GridLock(plan.grid_dir):
+        write_grid_manifest(plan)
+        pending = plan.pending()
+        to_run = {t.run_dir for t in pending}
+        result.skipped = [t for t in plan.tasks if t.run_dir not in to_run]
+        observer.on_grid_start(plan, pending)
+        if pending:
+            launcher = make_launcher(launcher_cfg, len(pending), _uses_gpu(pending), plan.grid_dir)
+            for task, returned in launcher.map(run_cell, pending, on_start=observer.on_cell_start):
+                outcome = returned.value if returned.ok else CellOutcome(Outcome.failed, error=returned.error)
+                if outcome.outcome is Outcome.failed:
+                    result.failed.append((task, outcome.error or "unknown error"))
+                elif outcome.outcome is Outcome.trained:
+                    result.done.append((task, outcome))
+                else:
+                    result.skipped.append(task)
+                observer.on_cell_end(task, outcome)
+    observer.on_grid_end(result)
+    return result
+
+
+def split_grid_args(args: list[str]) -> tuple[str, list[str], list[str], list[str]]:
+    """``[NAME] [overrides]`` -> (grid name, ablation.* overrides, launcher overrides, per-cell overrides)."""
+    name = "clip_dropout"
+    grid_overrides, launcher_overrides, cell_overrides = [], [], []
+    for i, arg in enumerate(args):
+        key = arg.partition("=")[0]
+        if i == 0 and "=" not in arg:
+            name = arg
+        elif "=" not in arg:
+            raise ConfigError(f"unexpected argument {arg!r}: the grid name comes first, then key=value overrides")
+        elif key.startswith("ablation."):
+            grid_overrides.append(arg)
+        elif key == "launcher" or key.startswith("launcher."):
+            launcher_overrides.append(arg)
+        else:
+            cell_overrides.append(arg)
+    return name, grid_overrides, launcher_overrides, cell_overrides

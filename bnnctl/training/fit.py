@@ -1,0 +1,202 @@
+"""A whole training run: ``fit(cfg) -> summary``, and ``train_into(run, cfg)`` for a run folder.
+
+Every finished epoch is appended to the run's metrics file at once, so an
+interrupted run keeps what it finished; ``DONE`` is written only at the end,
+``error.txt`` (the traceback) when training fails. ``bnnctl train`` and every
+grid cell train through ``train_into``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import traceback
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from bnnctl.config.schema import TrainConfig
+from bnnctl.data import PIXEL_BOUNDS, AugmentSpec, Dataset, iterate_batches, load_dataset
+from bnnctl.errors import ConfigError
+from bnnctl.nn import build_model, make_binarizer, model_size_bytes
+from bnnctl.runs import Run
+from bnnctl.training.runtime import resolve_device, seed_everything, tune_cpu
+from bnnctl.training.trainer import Trainer, TrainObserver
+
+
+def augment_spec(cfg: TrainConfig) -> AugmentSpec | None:
+    """The augmentation of training batches, or None when ``data.augment`` is off."""
+    d = cfg.data
+    if not d.augment:
+        return None
+    low, high = PIXEL_BOUNDS[d.pixel_range]
+    return AugmentSpec(d.augment_rotation, d.augment_shift, d.augment_jitter, low, high)
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    steps = n_train // cfg.train.batch_size
+    if steps == 0:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} exceeds the {n_train} training examples")
+    return min(steps, cfg.train.max_steps_per_epoch) if cfg.train.max_steps_per_epoch else steps
+
+
+def _periodic_validation(trainer: Trainer, data: Dataset, run: Run | None):
+    """After each step: validation accuracy every ``train.eval_every`` iterations, logged; returns its seconds."""
+    every, batch_size = trainer.cfg.train.eval_every, trainer.cfg.train.eval_batch_size
+
+    def after_step(epoch: int) -> float:
+        if not every or trainer.iteration % every or data.val is None:
+            return 0.0
+        t0 = time.perf_counter()
+        acc = trainer.accuracy(data.val, batch_size)
+        if run is not None:
+            run.log_metrics({"kind": "iter", "epoch": epoch + 1, "iteration": trainer.iteration, "val_acc": acc})
+        return time.perf_counter() - t0
+
+    return after_step
+
+
+def fit(
+    cfg: TrainConfig,
+    run: Run | None = None,
+    observer: TrainObserver | None = None,
+    overrides: list[str] | None = None,
+    dataset: Dataset | None = None,
+) -> dict[str, Any]:
+    """Train the model ``cfg`` describes; log to ``run`` (if any) and return the summary.
+
+    The order of set-up (device, files, seeds, data, model, optimizer) is what
+    makes a run repeat bit for bit on the same machine.
+    """
+    observer = observer or TrainObserver()
+    t_start = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    if device.type == "cpu":
+        tune_cpu()
+    if run is not None:
+        run.write_config(cfg, overrides or [])
+        run.write_environment(str(device))
+    batch_gen = seed_everything(cfg.train.seed)
+    data = dataset or load_dataset(cfg.data, device)
+    model = build_model(cfg.model, cfg.binarize, data.input_shape, data.num_classes).to(device)
+    trainer = Trainer(cfg, model, device)
+    steps = steps_per_epoch(len(data.train), cfg)
+    augment, augment_gen = augment_spec(cfg), torch.Generator().manual_seed(cfg.train.seed + 7919)
+    after_step = _periodic_validation(trainer, data, run)
+
+    epochs = cfg.train.epochs
+    observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=str(data.train.x.device))
+    history: list[dict[str, Any]] = []
+    for epoch in range(epochs):
+        lr = trainer.start_epoch(epoch)
+        batches = iterate_batches(data.train, cfg.train.batch_size, shuffle=True, generator=batch_gen, drop_last=True)
+        record = {
+            "kind": "epoch",
+            "epoch": epoch + 1,
+            "lr": lr,
+            **trainer.train_epoch(
+                batches,
+                steps,
+                epoch=epoch,
+                observer=observer,
+                augment=augment,
+                augment_gen=augment_gen,
+                after_step=after_step,
+            ),
+        }
+        record.update(
+            iteration=trainer.iteration,
+            **trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size),
+        )
+        history.append(record)
+        if run is not None:
+            run.log_metrics(record)  # at once: an interrupted run keeps every finished epoch
+        observer.on_epoch_end(record)
+
+    summary = summarize(
+        cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, time.perf_counter() - t_start, data
+    )
+    if run is not None:
+        _finish(run, cfg, model, data, history, summary)
+    observer.on_fit_end(summary)
+    return summary
+
+
+def _finish(
+    run: Run, cfg: TrainConfig, model: nn.Module, data: Dataset, history: list[dict[str, Any]], summary: dict[str, Any]
+) -> None:
+    """Checkpoint, summary, curves, then DONE: in this order, so DONE means all of them exist."""
+    from bnnctl.report.plots import plot_learning_curves
+
+    run.save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "epoch": cfg.train.epochs,
+            "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes,
+        },
+        cfg,
+    )
+    run.write_summary(summary)
+    plot_learning_curves(history, run.metrics(), run.path / "curves.png", title=run.name)
+    run.mark_done()
+
+
+def train_into(
+    run: Run,
+    cfg: TrainConfig,
+    overrides: list[str] | None = None,
+    observer: TrainObserver | None = None,
+    dataset: Dataset | None = None,
+) -> dict[str, Any]:
+    """``fit`` into a run folder; a failure leaves its traceback in ``error.txt`` and is raised again.
+
+    Ctrl-C leaves the folder incomplete (finished epochs kept, no DONE, no error).
+    """
+    try:
+        return fit(cfg, run, observer, overrides, dataset)
+    except Exception:
+        run.write_error(traceback.format_exc())
+        raise
+
+
+def summarize(
+    cfg: TrainConfig,
+    history: list[dict[str, Any]],
+    model: nn.Module,
+    device: str,
+    compiled: bool,
+    total_time: float,
+    data: Dataset,
+) -> dict[str, Any]:
+    """The run's headline numbers; test accuracy is also read at the best validation epoch (the papers' rule)."""
+    last = history[-1]
+    has_val = "val_acc" in last
+    best = max(history, key=lambda r: r["val_acc"]) if has_val else last
+    # The first epoch includes compilation; later epochs show the steady speed.
+    steady = [r["epoch_time_s"] for r in history[1:]] or [history[0]["epoch_time_s"]]
+    return {
+        "name": cfg.run_name,
+        "model": cfg.model.name,
+        "data": cfg.data.name,
+        "binarize_weights": repr(make_binarizer(cfg.binarize.weights)),  # e.g. ste_sign(clip=None)
+        "binarize_activations": repr(make_binarizer(cfg.binarize.activations)),
+        "epochs": len(history),
+        "best_val_acc": best.get("val_acc"),
+        "best_epoch": best["epoch"],
+        "test_acc_at_best_val": best["test_acc"],
+        "final_val_acc": last.get("val_acc"),
+        "final_test_acc": last["test_acc"],
+        "final_train_loss": last["train_loss"],
+        "epoch_time_s": statistics.median(steady),
+        "first_epoch_time_s": history[0]["epoch_time_s"],
+        "samples_per_s": statistics.median([r["samples_per_s"] for r in history[1:]] or [history[0]["samples_per_s"]]),
+        "total_time_s": total_time,
+        "device": device,
+        "compiled": compiled,
+        "data_source": data.source,
+        **{f"model_{k}": v for k, v in model_size_bytes(model).items()},
+    }

@@ -1,0 +1,153 @@
+"""The training step and the epoch loop around it: ``Trainer.step`` is what ``bnnctl bench train`` times.
+
+No printing here: progress goes to a ``TrainObserver`` that the caller chooses
+(the CLI draws rich progress bars on a terminal and plain lines elsewhere).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn as nn
+
+from bnnctl.config.schema import TrainConfig
+from bnnctl.data import AugmentSpec, Split, augment_batch, iterate_batches
+from bnnctl.nn import clippable_parameters, get_loss
+from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr
+from bnnctl.training.runtime import EagerFallback
+
+
+class TrainObserver:
+    """Receives progress; the default does nothing. Subclass to draw or log it."""
+
+    def on_fit_start(self, *, epochs: int, steps_per_epoch: int, run: Any, device: str) -> None: ...
+
+    def on_step(self, *, epoch: int, step: int, loss: float | None) -> None: ...
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, summary: dict[str, Any]) -> None: ...
+
+    def close(self) -> None:
+        """Stop any live display (called however training ended)."""
+
+
+@torch.no_grad()
+def evaluate(
+    model: Callable[[torch.Tensor], torch.Tensor] | nn.Module,
+    split: Split,
+    batch_size: int,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    module: nn.Module | None = None,
+) -> dict[str, float]:
+    """Accuracy (and mean loss) of ``model`` on ``split`` in evaluation mode."""
+    module = module if module is not None else model  # the nn.Module whose mode to switch
+    was_training = module.training
+    module.eval()
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y in iterate_batches(split, batch_size):
+        out = model(x)
+        correct += int((out.argmax(1) == y).sum())
+        if loss_fn is not None:
+            loss_sum += float(loss_fn(out, y)) * len(y)
+        n += len(y)
+    module.train(was_training)
+    metrics = {"acc": correct / max(n, 1), "n": n}
+    if loss_fn is not None:
+        metrics["loss"] = loss_sum / max(n, 1)
+    return metrics
+
+
+class Trainer:
+    """A model with its optimizer, loss and the config's tweaks (gradient and weight clipping).
+
+    ``step`` is one optimizer step; ``train_epoch`` and ``evaluate_epoch`` are
+    what ``fit`` repeats. Nothing here knows about run folders.
+    """
+
+    def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device):
+        self.cfg = cfg
+        self.model = model
+        self.forward = EagerFallback(model, cfg.train.compile)
+        self.opt = make_optimizer(model, cfg.optimizer, device)
+        self.loss_fn = get_loss(cfg.model.loss)
+        self.clip_params = clippable_parameters(model) if cfg.train.weight_clip else []
+        self.iteration = 0
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns (loss, logits), detached and still on the device."""
+        out = self.forward(x)
+        loss = self.loss_fn(out, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.train.grad_clip:
+            clip_([p.grad for p in self.model.parameters() if p.grad is not None])
+        self.opt.step()
+        if self.clip_params:
+            clip_(self.clip_params)
+        self.iteration += 1
+        return loss.detach(), out.detach()
+
+    def start_epoch(self, epoch: int) -> float:
+        """Set the scheduled learning rate of a 0-based epoch; returns it."""
+        lr = lr_at_epoch(self.cfg.optimizer, epoch, self.cfg.train.epochs)
+        set_lr(self.opt, lr)
+        return lr
+
+    def train_epoch(
+        self,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        steps: int,
+        *,
+        epoch: int,
+        observer: TrainObserver,
+        augment: AugmentSpec | None = None,
+        augment_gen: torch.Generator | None = None,
+        after_step: Callable[[int], float] = lambda epoch: 0.0,
+    ) -> dict[str, Any]:
+        """Up to ``steps`` steps over ``batches``; loss and accuracy stay on the device until the end.
+
+        ``after_step(epoch)`` runs after every step and returns the seconds it
+        spent (periodic validation), which training time does not count.
+        """
+        self.model.train()
+        t0 = time.perf_counter()
+        device = next(self.model.parameters()).device
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen, side_time = 0, 0.0
+        for step, (x, y) in enumerate(batches):
+            if step >= steps:
+                break
+            if augment is not None:
+                x = augment_batch(x, augment, augment_gen)
+            loss, out = self.step(x, y)
+            loss_sum += loss * len(y)
+            correct += (out.argmax(1) == y).sum()
+            seen += len(y)
+            report = step % 20 == 0 or step == steps - 1  # a host sync every 20 steps, not every step
+            observer.on_step(epoch=epoch, step=step + 1, loss=float(loss_sum) / seen if report else None)
+            side_time += after_step(epoch)
+        train_time = time.perf_counter() - t0 - side_time
+        return {
+            "train_loss": float(loss_sum) / seen,
+            "train_acc": int(correct) / seen,
+            "epoch_time_s": train_time,
+            "samples_per_s": seen / train_time,
+        }
+
+    def evaluate_splits(self, splits: dict[str, Split | None], batch_size: int) -> dict[str, Any]:
+        """Loss and accuracy of each split in evaluation mode, as ``<split>_loss`` and ``<split>_acc``."""
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {}
+        for name, split in splits.items():
+            if split is not None:
+                m = evaluate(self.forward, split, batch_size, self.loss_fn, module=self.model)
+                record[f"{name}_loss"], record[f"{name}_acc"] = m["loss"], m["acc"]
+        record["eval_time_s"] = time.perf_counter() - t0
+        return record
+
+    def accuracy(self, split: Split, batch_size: int) -> float:
+        return evaluate(self.forward, split, batch_size, module=self.model)["acc"]
