@@ -144,13 +144,16 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     binarizers on both mean ``binarized: false``: the two describe one model
     and must have one run id.
     """
+    from bnnctl.nn import make_binarizer
+
     _check_values(cfg)
     b = cfg.binarize
     if not cfg.model.binarized:
         b.weights, b.activations = BinarizerSpec("identity", {}), BinarizerSpec("identity", {})
-    elif b.weights.name == b.activations.name == "identity":
-        cfg.model.binarized = False
     _check_registered_names(cfg)
+    weights, activations = make_binarizer(b.weights), make_binarizer(b.activations)
+    if not weights.quantizes and not activations.quantizes:
+        cfg.model.binarized = False
     return cfg
 
 
