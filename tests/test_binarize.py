@@ -9,9 +9,12 @@ from bnnctl.errors import ConfigError
 from bnnctl.nn.binarize import (
     BINARIZERS,
     Binarizer,
+    Hadamard,
     OutputSet,
     SteSign,
     StochasticSign,
+    Ternary,
+    block_mean_abs,
     default_params,
     hard_sigmoid,
     make_binarizer,
@@ -22,6 +25,9 @@ from bnnctl.nn.binarize import (
 OUTPUT_SETS = {
     OutputSet.BINARY: lambda out, x: set(out.unique().tolist()) <= {-1.0, 1.0},
     OutputSet.REAL: lambda out, x: torch.equal(out, x),
+    OutputSet.TERNARY: lambda out, x: set(out.unique().tolist()) <= {-1.0, 0.0, 1.0},
+    # +-a: the sign of x (sign(0) = +1) times a non-negative scale
+    OutputSet.SCALED_BINARY: lambda out, x: bool(((out >= 0) == (x >= 0)).all() or (out == 0).any()),
 }
 X = torch.tensor([-3.0, -1.5, -1.0, -0.4, -0.0, 0.0, 1e-30, 0.4, 1.0, 1.0001, 2.5])
 
@@ -59,10 +65,14 @@ def test_outputs_lie_in_the_declared_set_and_zero_maps_to_plus_one(binarizer, tr
 def test_gradient_is_the_declared_straight_through_mask(binarizer):
     x = X.clone().requires_grad_(True)
     upstream = torch.arange(1.0, len(X) + 1)
-    binarizer(x, True).backward(upstream)
+    out = binarizer(x, True)
+    out.backward(upstream)
     clip = binarizer.params.get("clip")
-    expected = upstream if clip is None else upstream * (X.abs() <= clip)
-    assert torch.equal(x.grad, expected)
+    mask = torch.ones_like(X) if clip is None else (X.abs() <= clip).to(X.dtype)
+    if binarizer.output is OutputSet.SCALED_BINARY:  # the STE through sign plus the scale's own term
+        assert torch.allclose(x.grad, hadamard_gradient(X, upstream, binarizer.params["beta"], clip))
+    else:
+        assert torch.equal(x.grad, upstream * mask)
 
 
 @pytest.mark.parametrize("binarizer", every_binarizer())
@@ -132,3 +142,56 @@ def test_config_specs_select_binarizers_and_bad_specs_name_the_key():
         make_binarizer({"name": "ste_sign", "params": {"beta": 4}}, "binarize.weights")
     with pytest.raises(ConfigError, match=r"binarize.activations.params: clip must be > 0"):
         make_binarizer({"name": "ste_sign", "params": {"clip": -1}}, "binarize.activations")
+
+
+# --- ternary and Hadamard --------------------------------------------------------------------
+
+
+def test_ternary_zeroes_what_lies_within_the_threshold_in_units_of_sigma():
+    x = torch.tensor([-2.0, -0.3, -0.1, 0.0, 0.05, 0.2, 1.0, 3.0])
+    sigma = x.std().item()
+    out = Ternary(threshold_sigma=0.25 / sigma)(x, True)
+    assert out.tolist() == [-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]  # |x| > 0.25 keeps the sign
+    assert Ternary(threshold_sigma=0.0)(x, True).tolist() == [-1.0, -1.0, -1.0, 0.0, 1.0, 1.0, 1.0, 1.0]
+
+
+def test_hadamard_forward_by_hand_with_a_short_last_block():
+    x = torch.tensor([[1.0, -2.0, 3.0, -4.0, 5.0]])
+    # blocks of 2: mean|x| = 1.5, 3.5, and the short last block [5] -> 5
+    assert Hadamard(beta=2)(x, True).tolist() == [[1.5, -1.5, 3.5, -3.5, 5.0]]
+    assert block_mean_abs(x, 3).tolist() == [[2.0, 2.0, 2.0, 4.5, 4.5]]
+
+
+def test_hadamard_limits_full_precision_and_xnor_net():
+    torch.manual_seed(0)
+    w = torch.randn(4, 3, 3, 3)
+    assert torch.allclose(Hadamard(beta=1)(w, True), w)  # delta = |x|: full precision
+    row = w.reshape(4, -1)
+    xnor = row.abs().mean(1, keepdim=True) * sign(row)  # XNOR-Net: one scale per filter
+    assert torch.allclose(Hadamard(beta=27)(w, True).reshape(4, -1), xnor)
+    assert Hadamard(beta=16).bits == 1 + 32 / 16 and not Hadamard().exact_binary
+
+
+def hadamard_gradient(x, g, beta, clip=1.0):
+    """(1/n) sign(x_i) sum_j g_j sign(x_j) over i's block (n its length) + delta_i g_i 1{|x_i| <= clip} (HadaNets eq. 6)."""
+    s, d = sign(x), x.shape[-1]
+    expected = torch.zeros_like(x)
+    for start in range(0, d, beta):
+        block = slice(start, min(start + beta, d))
+        n = block.stop - block.start
+        # d|x_i|/dx_i is torch.sign (0 at x_i = 0, a subgradient); the output's sign factor is sign(0) = +1
+        expected[..., block] = torch.sign(x[..., block]) / n * (g[..., block] * s[..., block]).sum(-1, keepdim=True)
+    mask = torch.ones_like(x) if clip is None else (x.abs() <= clip).to(x.dtype)
+    return expected + block_mean_abs(x, beta) * g * mask
+
+
+@pytest.mark.parametrize("beta", [1, 4, 10])
+def test_hadamard_gradient_is_the_papers_formula(beta):
+    torch.manual_seed(0)
+    x = (torch.randn(3, 10, dtype=torch.float64) * 0.8).requires_grad_(True)
+    g = torch.randn(3, 10, dtype=torch.float64)
+    Hadamard(beta=beta)(x, True).backward(g)
+    assert torch.allclose(x.grad, hadamard_gradient(x.detach(), g, beta))
+    # and autograd's own check of the composition, where the sign is locally constant
+    smooth = lambda t: block_mean_abs(t, beta) * sign(t).detach()  # noqa: E731
+    assert torch.autograd.gradcheck(smooth, (x.detach().clone().requires_grad_(True),))

@@ -16,6 +16,10 @@ bench_app = typer.Typer(help="Speed benchmarks that print their figures.", no_ar
 ablate_app = typer.Typer(
     help="Ablation grids: cells x seeds, resumable, tables with confidence intervals.", no_args_is_help=True
 )
+geometry_app = typer.Typer(
+    help="The geometry of binarization (Anderson & Berg 2018): angles and more.", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
+app.add_typer(geometry_app, name="geometry")
 app.add_typer(bench_app, name="bench")
 app.add_typer(ablate_app, name="ablate")

@@ -215,6 +215,110 @@ class Identity(Binarizer):
         return x
 
 
+def ternarize(x: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """sign(x) * 1{|x| > threshold}: values in {-1, 0, +1} in x's dtype."""
+    return torch.where(x.abs() > threshold, sign(x), torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+class _TernarySTE(torch.autograd.Function):
+    """Forward ternarize(x, t); backward the upstream gradient where |x| <= clip (as ``_SignSTE``)."""
+
+    @staticmethod
+    def forward(ctx, x, threshold, clip):
+        ctx.clip = clip
+        ctx.save_for_backward(x)
+        return ternarize(x, threshold)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return _cancel_beyond(grad, x, ctx.clip), None, None
+
+
+@register
+class Ternary(Binarizer):
+    """Ternarization with a threshold in units of the tensor's standard deviation.
+
+    Forward: sign(x) * 1{|x| > t * sigma}, sigma the standard deviation of the
+    whole tensor (detached), so values are exactly -1, 0 or +1.
+    Surrogate gradient: the upstream gradient where |x| <= clip (as ``ste_sign``).
+    Source: Anderson & Berg 2018 (arXiv 1705.07199), the authors' ``ternarize``;
+    their trained CIFAR-10 net used t = 0.02 on weights of std 0.18 (t ~ 0.11 sigma).
+    """
+
+    name = "ternary"
+    output = OutputSet.TERNARY
+    bits = 2  # three levels need log2(3) = 1.58 bits; stored as 2
+    clips_latent = True
+
+    def __init__(self, threshold_sigma: float = 0.11, clip: float | None = 1.0):
+        if not threshold_sigma >= 0:
+            raise ValueError(f"threshold_sigma must be >= 0, got {threshold_sigma}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 or null, got {clip}")
+        self.threshold_sigma = float(threshold_sigma)
+        self.clip = None if clip is None else float(clip)
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        threshold = self.threshold_sigma * x.detach().std() if x.numel() > 1 else self.threshold_sigma
+        return _TernarySTE.apply(x, threshold, self.clip)
+
+
+def block_mean_abs(x: torch.Tensor, beta: int) -> torch.Tensor:
+    """The mean of |x| over consecutive blocks of ``beta`` elements along the last dim, repeated over each block.
+
+    Shapes: x (..., n) -> (..., n). The last block of a row whose length n is
+    not a multiple of beta is shorter (n mod beta elements) and averages over
+    just those: no padding value ever enters a mean. Differentiable.
+    """
+    n = x.shape[-1]
+    blocks = -(-n // beta)
+    padded = torch.nn.functional.pad(x.abs(), (0, blocks * beta - n))  # (..., blocks * beta), zeros past n
+    sums = padded.reshape(*x.shape[:-1], blocks, beta).sum(-1)  # (..., blocks)
+    counts = torch.full((blocks,), float(beta), dtype=x.dtype, device=x.device)
+    counts[-1] = n - (blocks - 1) * beta
+    means = sums / counts  # (..., blocks)
+    return means.repeat_interleave(beta, dim=-1)[..., :n]  # (..., n)
+
+
+@register
+class Hadamard(Binarizer):
+    """Hadamard binarization: sign times the block mean of |x| (block length beta).
+
+    Forward: delta (.) sign(x), with delta the mean of |x| over consecutive
+    blocks of ``beta`` elements along the last dimension (a flattened weight row
+    or filter; an activation row), each value repeated over its block; a last
+    block shorter than beta averages over its own elements. beta = 1 is full
+    precision (delta = |x|); beta = the row length is XNOR-Net's per-row scale.
+    Surrogate gradient: through both factors: (1/beta) sign(x_i) sum_j g_j sign(x_j)
+    over i's block (from delta) + delta_i g_i 1{|x_i| <= clip} (the STE through sign).
+    delta is recomputed from the latent tensor at every forward pass.
+    Source: Akhauri, HadaNets (arXiv 1905.10759), eq. 1-6; the WSS18 Hadamard BNN post.
+    """
+
+    name = "hadamard"
+    output = OutputSet.SCALED_BINARY
+    clips_latent = True
+
+    def __init__(self, beta: int = 16, clip: float | None = 1.0):
+        if not (isinstance(beta, int) and beta >= 1):
+            raise ValueError(f"beta must be an integer >= 1, got {beta!r}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 or null, got {clip}")
+        self.beta = beta
+        self.clip = None if clip is None else float(clip)
+
+    @property
+    def bits(self) -> float:  # type: ignore[override]
+        """One sign bit per element plus one float32 scale per block of beta."""
+        return 1 + 32 / self.beta
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1) if x.dim() > 2 else x  # weights: one row per filter
+        out = block_mean_abs(flat, self.beta) * _SignSTE.apply(flat, self.clip)
+        return out.reshape(x.shape)
+
+
 IDENTITY = Identity()
 
 

@@ -1,0 +1,192 @@
+"""Angle preservation of binarization, on random vectors (Anderson & Berg 2018, section 2.2 of REFERENCE).
+
+For x ~ N(0, I_d), x . sign(x) = sum |x_i| ~ d sqrt(2/pi) while |x| ~ |sign(x)| =
+sqrt(d), so the angle between x and sign(x) tends to arccos(sqrt(2/pi)) =
+37.07 degrees, with a spread shrinking like d^-1/2, while two independent
+vectors are nearly orthogonal (90 degrees). Variants: ternary thresholds
+against their closed form, Hadamard block lengths, and the rotated basis
+R^T sign(R x) on vectors with a decaying spectrum.
+
+Everything is Monte Carlo in float64 on seeded generators, in chunks of at
+most ``geometry.chunk_elements`` floats per array, so no study ever holds
+N x d values at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from bnnctl.config.geometry import GeometryConfig
+from bnnctl.nn.binarize import block_mean_abs, sign, ternarize
+
+SIGN_THEORY_DEG = math.degrees(math.acos(math.sqrt(2 / math.pi)))  # 37.0714... (0.6470 rad)
+Transform = Callable[[torch.Tensor], torch.Tensor]  # (m, d) -> (m, d)
+COLUMNS = ["d", "mean_deg", "std_deg", "ci_low_deg", "ci_high_deg", "theory_deg", "random_mean_deg", "random_std_deg"]
+
+
+def angles_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The angle in degrees between matching rows of a and b: (m, d), (m, d) -> (m,)."""
+    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+    return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
+
+
+def ternary_theory_deg(t: float) -> float:
+    """The limit angle of sign(u) 1{|u| > t} for Gaussian u, t in units of sigma: cos = 2 phi(t) / sqrt(2 (1 - Phi(t)))."""
+    phi = math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
+    tail = 0.5 * math.erfc(t / math.sqrt(2))  # 1 - Phi(t)
+    return math.degrees(math.acos(min(1.0, 2 * phi / math.sqrt(2 * tail))))
+
+
+def haar_rotation(d: int, generator: torch.Generator) -> torch.Tensor:
+    """A random rotation from the Haar measure: QR of a Gaussian matrix, columns' signs fixed by R's diagonal."""
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))
+
+
+@dataclass
+class Sampled:
+    """Per-sample angles of one setting: x vs its transform, and two independent x."""
+
+    to_transform: torch.Tensor  # (n,)
+    random_pair: torch.Tensor  # (n,)
+
+
+def sample_angles(
+    d: int,
+    n: int,
+    transform: Transform,
+    generator: torch.Generator,
+    chunk_elements: int,
+    scale: torch.Tensor | None = None,
+) -> Sampled:
+    """n vectors x ~ N(0, I_d) (times ``scale`` per coordinate): angles to ``transform(x)`` and to an independent y."""
+    rows = max(1, chunk_elements // d)
+    own, pair = [], []
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        x = torch.randn(m, d, generator=generator, dtype=torch.float64)  # (m, d)
+        y = torch.randn(m, d, generator=generator, dtype=torch.float64)
+        if scale is not None:
+            x, y = x * scale, y * scale
+        own.append(angles_deg(x, transform(x)))
+        pair.append(angles_deg(x, y))
+    return Sampled(torch.cat(own), torch.cat(pair))
+
+
+def describe(s: Sampled, d: int, theory: float, confidence: float) -> dict[str, float]:
+    """One table row: mean, std and t-interval of the mean of x vs transform(x); mean and std of random pairs."""
+    from scipy import stats
+
+    a = s.to_transform
+    n = len(a)
+    mean, std = a.mean().item(), a.std().item()
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
+    return {
+        "d": d,
+        "mean_deg": mean,
+        "std_deg": std,
+        "ci_low_deg": mean - half,
+        "ci_high_deg": mean + half,
+        "theory_deg": theory,
+        "random_mean_deg": s.random_pair.mean().item(),
+        "random_std_deg": s.random_pair.std().item(),
+    }
+
+
+@dataclass
+class AnglesResult:
+    table: pd.DataFrame
+    variant: str  # sign | ternary | hadamard | rotation
+    samples: dict[int, Sampled] = field(default_factory=dict)  # per-sample angles of geometry.show_dims (sign)
+    notes: dict[str, float] = field(default_factory=dict)  # headline numbers (fitted slope, best threshold)
+
+
+def _generator(cfg: GeometryConfig, salt: int) -> torch.Generator:
+    return torch.Generator().manual_seed(cfg.geometry.seed * 1_000_003 + salt)
+
+
+def std_slope(table: pd.DataFrame, min_d: int = 10) -> float:
+    """The slope of log std vs log d over d >= min_d (theory: -1/2)."""
+    import numpy as np
+
+    rows = table[table["d"] >= min_d]
+    if len(rows) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(rows["d"]), np.log(rows["std_deg"]), 1)[0])
+
+
+def sign_study(cfg: GeometryConfig) -> AnglesResult:
+    g = cfg.geometry
+    rows, samples = [], {}
+    for d in g.dims:
+        s = sample_angles(d, g.samples, sign, _generator(cfg, d), g.chunk_elements)
+        rows.append(describe(s, d, SIGN_THEORY_DEG, g.confidence))
+        if d in g.show_dims:
+            samples[d] = s
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return AnglesResult(table, "sign", samples, {"std_slope": std_slope(table), "theory_deg": SIGN_THEORY_DEG})
+
+
+def ternary_study(cfg: GeometryConfig) -> AnglesResult:
+    """A threshold sweep at d = geometry.ternary_dim; x ~ N(0, 1) so thresholds in sigma are absolute."""
+    g = cfg.geometry
+    rows = []
+    for i, t in enumerate(g.threshold_sigma):
+        s = sample_angles(
+            g.ternary_dim, g.samples, lambda x, t=t: ternarize(x, t), _generator(cfg, i), g.chunk_elements
+        )
+        rows.append({"threshold_sigma": t, **describe(s, g.ternary_dim, ternary_theory_deg(t), g.confidence)})
+    table = pd.DataFrame(rows, columns=["threshold_sigma", *COLUMNS])
+    best = table.loc[table["mean_deg"].idxmin()]
+    notes = {
+        "best_threshold_sigma": float(best["threshold_sigma"]),
+        "best_mean_deg": float(best["mean_deg"]),
+        "best_theory_threshold_sigma": _theory_minimum(),
+    }
+    return AnglesResult(table, "ternary", notes=notes)
+
+
+def _theory_minimum() -> float:
+    """The threshold (in sigma) that minimises the closed-form ternary angle."""
+    from scipy.optimize import minimize_scalar
+
+    return float(minimize_scalar(ternary_theory_deg, bounds=(0.0, 3.0), method="bounded").x)
+
+
+def hadamard_study(cfg: GeometryConfig) -> AnglesResult:
+    """Block lengths beta at d = geometry.hadamard_dim: beta = 1 is x itself, large beta tends to sign's 37 deg."""
+    g = cfg.geometry
+    rows = []
+    for beta in g.beta:
+        transform = lambda x, beta=beta: block_mean_abs(x, beta) * sign(x)  # noqa: E731
+        s = sample_angles(g.hadamard_dim, g.samples, transform, _generator(cfg, beta), g.chunk_elements)
+        theory = 0.0 if beta == 1 else SIGN_THEORY_DEG if beta >= g.hadamard_dim else float("nan")
+        rows.append({"beta": beta, **describe(s, g.hadamard_dim, theory, g.confidence)})
+    return AnglesResult(pd.DataFrame(rows, columns=["beta", *COLUMNS]), "hadamard")
+
+
+def rotation_study(cfg: GeometryConfig) -> AnglesResult:
+    """x_i ~ N(0, 1) exp(k (i - d/2)): sign(x) in the standard basis vs R^T sign(R x) in a random rotated one."""
+    g = cfg.geometry
+    rows = []
+    for d in g.rotation_dims:
+        scale = torch.exp(g.rotation_k * (torch.arange(d, dtype=torch.float64) - d / 2))  # (d,)
+        rotation = haar_rotation(d, _generator(cfg, 7 * d))
+        bases = {"standard": sign, "rotated": lambda x, r=rotation: sign(x @ r.T) @ r}  # rows: R^T sign(R x)
+        for basis, transform in bases.items():
+            s = sample_angles(d, g.samples, transform, _generator(cfg, d), g.chunk_elements, scale=scale)
+            theory = SIGN_THEORY_DEG if basis == "rotated" else float("nan")
+            rows.append({"basis": basis, "k": g.rotation_k, **describe(s, d, theory, g.confidence)})
+    return AnglesResult(pd.DataFrame(rows, columns=["basis", "k", *COLUMNS]), "rotation")
+
+
+def run_angles(cfg: GeometryConfig) -> AnglesResult:
+    """The study the config picks: geometry.rotation, else the binarizer (sign, ternary, hadamard)."""
+    if cfg.geometry.rotation:
+        return rotation_study(cfg)
+    return {"sign": sign_study, "ternary": ternary_study, "hadamard": hadamard_study}[cfg.binarize.value](cfg)

@@ -1,0 +1,164 @@
+"""Figures of the geometry studies (matplotlib, Agg): what the paper draws, with the theory beside it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bnnctl.geometry.angles import SIGN_THEORY_DEG, AnglesResult, ternary_theory_deg  # noqa: E402
+from bnnctl.geometry.weights import LayerAngles  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def distributions(result: AnglesResult, path: Path) -> Path:
+    """Histograms of angle(x, sign x) for a few d, the 37.07 deg limit, and two random vectors at the largest d."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for d, s in sorted(result.samples.items()):
+        ax.hist(
+            s.to_transform.numpy(),
+            bins=120,
+            range=(0, 90),
+            density=True,
+            histtype="step",
+            lw=1.4,
+            label=f"x vs sign(x), d={d}",
+        )
+    if result.samples:
+        d, s = max(result.samples.items())
+        ax.hist(
+            s.random_pair.numpy(),
+            bins=120,
+            range=(0, 180),
+            density=True,
+            histtype="stepfilled",
+            alpha=0.25,
+            color="grey",
+            label=f"two random vectors, d={d}",
+        )
+    ax.axvline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1, label=f"arccos(sqrt(2/pi)) = {SIGN_THEORY_DEG:.2f} deg")
+    ax.set(
+        xlabel="angle (degrees)",
+        ylabel="density",
+        title="angle between x ~ N(0, I_d) and its binarized version",
+        xlim=(0, 100),
+    )
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def mean_and_std_vs_d(result: AnglesResult, path: Path) -> Path:
+    """Mean angle against the limit, and the std on log-log axes beside a d^-1/2 line."""
+    t = result.table
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.errorbar(
+        t["d"], t["mean_deg"], yerr=t["std_deg"], fmt="o-", ms=4, capsize=2, label="x vs sign(x): mean +- std"
+    )
+    left.axhline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1, label="37.07 deg")
+    left.plot(t["d"], t["random_mean_deg"], "s-", ms=3, color="grey", label="two random vectors")
+    left.set(xscale="log", xlabel="dimension d", ylabel="angle (degrees)", title="mean angle")
+    right.loglog(
+        t["d"], t["std_deg"], "o-", ms=4, label=f"std (fitted slope {result.notes.get('std_slope', float('nan')):.3f})"
+    )
+    ref = t["std_deg"].iloc[-1] * (t["d"] / t["d"].iloc[-1]) ** -0.5
+    right.loglog(t["d"], ref, "--", color="tab:red", lw=1, label="slope -1/2")
+    right.set(xlabel="dimension d", ylabel="std of the angle (degrees)", title="spread")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def ternary_sweep(result: AnglesResult, path: Path) -> Path:
+    t = result.table
+    grid = np.linspace(0, max(t["threshold_sigma"].max(), 1.5), 200)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(grid, [ternary_theory_deg(x) for x in grid], color="tab:red", lw=1, label="closed form")
+    ax.errorbar(
+        t["threshold_sigma"],
+        t["mean_deg"],
+        yerr=t["std_deg"],
+        fmt="o",
+        ms=4,
+        capsize=2,
+        label=f"Monte Carlo, d={t['d'].iloc[0]}",
+    )
+    ax.axhline(SIGN_THEORY_DEG, color="grey", ls=":", lw=1, label="sign: 37.07 deg")
+    best = result.notes.get("best_theory_threshold_sigma")
+    if best is not None:
+        ax.axvline(best, color="tab:green", ls="--", lw=1, label=f"minimum at t = {best:.3f} sigma")
+    ax.set(xlabel="threshold t (units of sigma)", ylabel="angle (degrees)", title="ternary sign(x) 1{|x| > t}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def hadamard_sweep(result: AnglesResult, path: Path) -> Path:
+    t = result.table
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(t["beta"], t["mean_deg"], yerr=t["std_deg"], fmt="o-", ms=4, capsize=2, label=f"d={t['d'].iloc[0]}")
+    ax.axhline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1, label="sign: 37.07 deg")
+    ax.set(xscale="log", xlabel="block length beta", ylabel="angle (degrees)", title="Hadamard: delta(beta) * sign(x)")
+    ax.set_xscale("log", base=2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def rotation_bars(result: AnglesResult, path: Path) -> Path:
+    t = result.table
+    dims = sorted(t["d"].unique())
+    x = np.arange(len(dims))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for offset, basis in ((-0.2, "standard"), (0.2, "rotated")):
+        rows = t[t["basis"] == basis].set_index("d").loc[dims]
+        ax.bar(
+            x + offset,
+            rows["mean_deg"],
+            width=0.4,
+            yerr=rows["std_deg"],
+            capsize=3,
+            label="sign(x)" if basis == "standard" else "R^T sign(R x)",
+        )
+    ax.axhline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1, label="37.07 deg")
+    ax.set_xticks(x, [f"d={d}" for d in dims])
+    ax.set(ylabel="angle (degrees)", title=f"decaying spectrum exp(k(i - d/2)), k={t['k'].iloc[0]}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def layer_histograms(layers: list[LayerAngles], path: Path) -> Path:
+    cols = min(3, len(layers))
+    rows = math.ceil(len(layers) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax, layer in zip(axes.flat, layers, strict=False):
+        ax.hist(layer.angles.numpy(), bins=60, color="tab:blue", alpha=0.8)
+        ax.axvline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1)
+        ax.set_title(f"{layer.name} ({len(layer.angles)} vectors)", fontsize=9)
+        ax.set_xlabel("angle(w, binarized w) (deg)", fontsize=8)
+    for ax in axes.flat[len(layers) :]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+FIGURES = {
+    "sign": [("angle_distributions.png", distributions), ("angle_vs_dimension.png", mean_and_std_vs_d)],
+    "ternary": [("ternary_sweep.png", ternary_sweep)],
+    "hadamard": [("hadamard_sweep.png", hadamard_sweep)],
+    "rotation": [("rotation.png", rotation_bars)],
+}
+
+
+def draw(result: AnglesResult, folder: Path) -> list[Path]:
+    return [fn(result, folder / name) for name, fn in FIGURES[result.variant]]

@@ -1,0 +1,78 @@
+"""Angle preservation in a trained network: each latent weight vector vs its binarized version.
+
+Per quantized layer of a trained run (``runs.load_trained``), every weight
+vector (a row of a linear layer, a flattened k x k x C_in filter of a conv
+layer) is compared with what its binarizer makes of it, and the layer's
+angles are set against the random-vector theory and a Monte Carlo at the
+layer's dimension (Anderson & Berg's per-layer histograms).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from bnnctl.config.geometry import GeometryConfig
+from bnnctl.errors import RunError
+from bnnctl.geometry.angles import SIGN_THEORY_DEG, angles_deg, describe, sample_angles, ternary_theory_deg
+from bnnctl.nn.binarize import OutputSet, Ternary, sign
+from bnnctl.nn.layers import quantized_layers
+
+
+@dataclass
+class LayerAngles:
+    name: str
+    angles: torch.Tensor  # (vectors,) degrees
+
+
+def _theory(binarizer) -> float:
+    if binarizer.output is OutputSet.BINARY:
+        return SIGN_THEORY_DEG
+    if isinstance(binarizer, Ternary):
+        return ternary_theory_deg(binarizer.threshold_sigma)
+    return float("nan")
+
+
+@torch.no_grad()
+def weight_angles(model: nn.Module, cfg: GeometryConfig) -> tuple[pd.DataFrame, list[LayerAngles]]:
+    """One row per quantized layer; the per-vector angles for the histograms."""
+    layers = quantized_layers(model)
+    if not layers:
+        raise RunError("the model has no binary layers: nothing to compare with its binarized weights")
+    names = {id(m): n for n, m in model.named_modules()}
+    rows, per_layer = [], []
+    g = cfg.geometry
+    for i, layer in enumerate(layers):
+        latent = layer.weight.detach().double().reshape(layer.weight.shape[0], -1)  # (vectors, d)
+        binarized = layer.weight_binarizer(layer.weight.detach().double(), False).reshape(latent.shape)
+        angles = angles_deg(latent, binarized)
+        d = latent.shape[1]
+        mc = sample_angles(d, min(g.samples, 2000), sign, torch.Generator().manual_seed(g.seed + i), g.chunk_elements)
+        mc_row = describe(mc, d, SIGN_THEORY_DEG, g.confidence)
+        n = len(angles)
+        std = angles.std().item() if n > 1 else float("nan")
+        half = 1.96 * std / math.sqrt(n) if n > 1 else float("nan")
+        name = names.get(id(layer), str(i))
+        rows.append(
+            {
+                "layer": name,
+                "kind": type(layer).__name__,
+                "binarizer": repr(layer.weight_binarizer),
+                "d": d,
+                "vectors": n,
+                "mean_deg": angles.mean().item(),
+                "std_deg": std,
+                "ci_low_deg": angles.mean().item() - half,
+                "ci_high_deg": angles.mean().item() + half,
+                "theory_deg": _theory(layer.weight_binarizer),
+                "gaussian_mc_mean_deg": mc_row["mean_deg"],
+                "gaussian_mc_std_deg": mc_row["std_deg"],
+                "random_mean_deg": mc_row["random_mean_deg"],
+            }
+        )
+        per_layer.append(LayerAngles(name, angles))
+    return pd.DataFrame(rows), per_layer

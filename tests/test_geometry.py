@@ -1,0 +1,134 @@
+"""The geometry of binarization: the paper's numbers, measured (Anderson & Berg 2018; REFERENCE section 2)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from typer.testing import CliRunner
+
+from bnnctl.cli import app
+from bnnctl.config.geometry import load_geometry
+from bnnctl.errors import ConfigError, RunError
+from bnnctl.geometry.angles import SIGN_THEORY_DEG, run_angles, ternary_theory_deg
+from bnnctl.geometry.weights import weight_angles
+from bnnctl.nn import BinaryLinear
+
+runner = CliRunner()
+
+
+def study(*overrides: str):
+    return run_angles(load_geometry("angles", ["geometry.samples=2000", *overrides]))
+
+
+def test_the_limit_angle_is_arccos_sqrt_2_over_pi():
+    assert SIGN_THEORY_DEG == pytest.approx(37.0714, abs=1e-4)  # 0.6470 rad
+    assert ternary_theory_deg(0.0) == pytest.approx(SIGN_THEORY_DEG)
+
+
+def test_x_and_sign_x_meet_at_37_degrees_and_random_pairs_at_90_in_high_dimension():
+    row = study("geometry.dims=[10000]").table.iloc[0]
+    assert abs(row["mean_deg"] - SIGN_THEORY_DEG) < 0.1
+    assert row["ci_low_deg"] < row["mean_deg"] < row["ci_high_deg"]
+    assert abs(row["random_mean_deg"] - 90) < 1
+
+
+def test_the_spread_shrinks_like_one_over_root_d():
+    result = study("geometry.dims=[10,30,100,300,1000,3000]")
+    assert result.notes["std_slope"] == pytest.approx(-0.5, abs=0.05)
+    assert result.table["mean_deg"].is_monotonic_increasing  # small d: smaller angles, rising to the limit
+
+
+def test_ternary_monte_carlo_matches_the_closed_form_and_finds_its_minimum():
+    result = study("binarize=ternary", "geometry.threshold_sigma=[0.01,0.111,0.3,0.6,1.0,1.5]")
+    t = result.table
+    assert ((t["mean_deg"] - t["theory_deg"]).abs() < 0.3).all()
+    assert result.notes["best_threshold_sigma"] == 0.6
+    assert result.notes["best_theory_threshold_sigma"] == pytest.approx(0.612, abs=0.01)
+
+
+def test_hadamard_angle_rises_with_the_block_length_towards_sign():
+    t = study("binarize=hadamard", "geometry.hadamard_dim=1024", "geometry.beta=[1,2,4,16,64,1024]").table
+    assert t["mean_deg"].iloc[0] == pytest.approx(0, abs=1e-4)  # beta = 1: x itself
+    assert t["mean_deg"].is_monotonic_increasing
+    assert abs(t["mean_deg"].iloc[-1] - SIGN_THEORY_DEG) < 0.5  # beta = d: XNOR scale, sign's angle
+
+
+def test_a_random_rotation_restores_37_degrees_on_decaying_spectra():
+    t = study("geometry.rotation=true", "geometry.rotation_dims=[100,500]").table.set_index(["basis", "d"])
+    for d in (100, 500):
+        assert abs(t.loc[("rotated", d), "mean_deg"] - SIGN_THEORY_DEG) < 0.5
+        assert t.loc[("standard", d), "mean_deg"] > 60  # one coordinate dominates x
+
+
+def test_a_study_repeats_with_its_seed():
+    a, b = study("geometry.dims=[50]"), study("geometry.dims=[50]")
+    assert a.table.equals(b.table) and not a.table.equals(study("geometry.dims=[50]", "geometry.seed=1").table)
+
+
+def test_trained_weight_angles_per_layer():
+    torch.manual_seed(0)
+    model = nn.Sequential(BinaryLinear(1000, 40), BinaryLinear(40, 10))
+    with torch.no_grad():
+        model[0].weight.normal_()  # Gaussian rows: the random-vector case
+        model[1].weight.copy_(torch.randint(0, 2, (10, 40)).float() * 2 - 1)  # already +-1: nothing to lose
+    table, layers = weight_angles(model, load_geometry("angles", ["geometry.samples=500"]))
+    assert list(table["d"]) == [1000, 40] and list(table["vectors"]) == [40, 10]
+    assert abs(table["mean_deg"].iloc[0] - SIGN_THEORY_DEG) < 1.0
+    assert table["mean_deg"].iloc[1] == pytest.approx(0, abs=1e-5)
+    with pytest.raises(RunError, match="no binary layers"):
+        weight_angles(nn.Sequential(nn.Linear(3, 2)), load_geometry("angles", []))
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["geometry.dims=[]"], "geometry.dims must be a non-empty list"),
+        (["geometry.dims=[0,10]"], "geometry.dims must be a non-empty list of dimensions >= 1"),
+        (["geometry.dimz=[10]"], "geometry.dimz"),
+        (["binarize=xnor"], "binarize"),
+        (["train.epochs=3"], "expected binarize=<sign|ternary|hadamard> or geometry.<key>=<value>"),
+    ],
+)
+def test_bad_study_input_is_one_line_naming_the_key(overrides, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        load_geometry("angles", overrides)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_writes_the_study_folder_and_prints_json(tmp_path):
+    result = runner.invoke(
+        app, ["geometry", "angles", "geometry.dims=[3,27]", "geometry.samples=500", f"runs_dir={tmp_path}", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    folder = Path(summary["folder"])
+    assert folder.parent == tmp_path / "geometry" / "angles"
+    for name in (
+        "results.csv",
+        "table.md",
+        "config.yaml",
+        "summary.json",
+        "angle_distributions.png",
+        "angle_vs_dimension.png",
+    ):
+        assert (folder / name).stat().st_size > 0, name
+    assert [row["d"] for row in summary["table"]] == [3, 27]
+    assert math.isclose(summary["table"][0]["theory_deg"], SIGN_THEORY_DEG)
+
+
+def test_cli_on_a_trained_run_and_on_a_folder_that_is_not_one(tmp_path):
+    trained = json.loads(
+        runner.invoke(app, ["train", "debug=tiny", "train.epochs=1", f"runs_dir={tmp_path}", "--json"]).stdout
+    )
+    result = runner.invoke(
+        app, ["geometry", "angles", trained["run_dir"], "geometry.samples=200", f"runs_dir={tmp_path}", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    table = json.loads(result.stdout)["table"]
+    assert [row["d"] for row in table] == [784, 64, 64, 64]  # the tiny BLU MLP's four binary layers
+    assert all(0 < row["mean_deg"] < 90 for row in table)
+    bad = runner.invoke(app, ["geometry", "angles", str(tmp_path), f"runs_dir={tmp_path}"])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "not a bnnctl run folder" in bad.stderr
