@@ -132,3 +132,111 @@ def test_cli_on_a_trained_run_and_on_a_folder_that_is_not_one(tmp_path):
     assert all(0 < row["mean_deg"] < 90 for row in table)
     bad = runner.invoke(app, ["geometry", "angles", str(tmp_path), f"runs_dir={tmp_path}"])
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "not a bnnctl run folder" in bad.stderr
+
+
+# --- dot products, filters, the first layer -------------------------------------------------
+
+
+def test_dot_products_are_exact_for_pm1_weights_and_track_sqrt_2_over_pi_for_gaussian_ones():
+    from bnnctl.geometry.dot_products import dot_products
+    from bnnctl.nn import Binarize
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        BinaryLinear(1000, 200, bias=False), nn.BatchNorm1d(200), Binarize(), BinaryLinear(200, 50, bias=False)
+    )
+    with torch.no_grad():
+        model[0].weight.copy_(torch.randint(0, 2, (200, 1000)).float() * 2 - 1)  # real weights already +-1
+        model[3].weight.normal_()
+    images = torch.randint(0, 2, (300, 1000)).float() * 2 - 1
+    table, layers = dot_products(model.eval(), images)
+    first, second = table.iloc[0], table.iloc[1]
+    assert first["r"] == pytest.approx(1.0, abs=1e-9) and first["slope"] == pytest.approx(1.0, abs=1e-9)
+    assert "r_activations" not in first or math.isnan(first["r_activations"])  # the first layer has no sign before it
+    # Gaussian W_c, +-1 inputs: corr(a.W_b, a.W_c) = cos(angle(W_c, W_b)) ~ sqrt(2/pi)
+    assert second["r"] == pytest.approx(math.sqrt(2 / math.pi), abs=0.03)
+    assert 0 < second["r_activations"] < 1
+    assert abs(second["r_control"]) < 0.05 and abs(first["r_control"]) < 0.05
+    assert len(layers[1].binary) == 300 * 50
+
+
+def test_unique_filters_of_a_hand_built_layer():
+    from bnnctl.geometry.filters import count_unique, unique_filters
+    from bnnctl.nn import BinaryConv2d
+
+    a = torch.tensor([[1.0, -1, 1], [1, 1, 1], [-1, -1, 1]])
+    kernels = torch.stack([a, a, -a, torch.ones(3, 3)]).reshape(2, 2, 3, 3)  # 4 filters: a, a, -a, all +1
+    counts = count_unique(kernels)
+    assert (counts["filters"], counts["unique"], counts["unique_up_to_sign"]) == (4, 3, 2)
+    assert (counts["possible"], counts["possible_up_to_sign"]) == (512, 256)
+    conv = BinaryConv2d(2, 2, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(kernels * 0.3)  # latent weights: same signs
+    table = unique_filters(nn.Sequential(conv))
+    assert table.iloc[0]["unique"] == 3 and table.iloc[0]["unique_share"] == 0.75
+    with pytest.raises(RunError, match="no binary conv layers"):
+        unique_filters(nn.Sequential(BinaryLinear(3, 2)))
+
+
+def test_patch_pca_and_participation_ratio():
+    from bnnctl.geometry.first_layer import pca, sample_patches
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5)
+    patches = sample_patches(images, 3, 50, g)
+    assert patches.shape == (50, 9)
+    assert all(
+        any(torch.equal(p.float(), q) for q in torch.nn.functional.unfold(images, 3).permute(0, 2, 1).reshape(-1, 9))
+        for p in patches[:10]
+    )  # every sample is a real patch
+    rank_one = torch.randn(1000, 1, dtype=torch.float64, generator=g) * torch.ones(1, 9, dtype=torch.float64)
+    values, rotation = pca(rank_one)
+    assert values[0] / values.sum() == pytest.approx(1.0) and (values.sum() ** 2 / (values**2).sum()) == pytest.approx(
+        1.0
+    )
+    assert torch.allclose(rotation @ rotation.T, torch.eye(9, dtype=torch.float64), atol=1e-9)
+    iid = torch.randn(20000, 9, dtype=torch.float64, generator=g)
+    values, _ = pca(iid)
+    assert values.sum() ** 2 / (values**2).sum() == pytest.approx(9, rel=0.02)  # independent: all 9 dimensions
+
+
+def test_geometry_commands_need_a_trained_run(tmp_path):
+    for command in ("dot-products", "filters"):
+        result = runner.invoke(app, ["geometry", command, f"runs_dir={tmp_path}"])
+        assert result.exit_code == 2 and "RUN_DIR missing" in result.stderr
+    trained = json.loads(
+        runner.invoke(app, ["train", "debug=tiny", "train.epochs=1", f"runs_dir={tmp_path}", "--json"]).stdout
+    )
+    result = runner.invoke(
+        app, ["geometry", "dot-products", trained["run_dir"], "geometry.images=100", f"runs_dir={tmp_path}", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["table"]
+    assert len(rows) == 4 and all(0 < row["r"] <= 1 for row in rows)
+    assert (Path(json.loads(result.stdout)["folder"]) / "dot_products.png").is_file()
+    mlp = runner.invoke(app, ["geometry", "filters", trained["run_dir"], f"runs_dir={tmp_path}"])
+    assert mlp.exit_code == 2 and "no binary conv layers" in mlp.stderr
+
+
+def test_first_layer_command_on_synthetic_patches(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "geometry",
+            "first-layer",
+            "geometry.dataset=synthetic",
+            "geometry.patches=3000",
+            f"runs_dir={tmp_path}",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["notes"]["d"] == 9 and 1 <= summary["notes"]["participation_ratio"] <= 9
+    assert {(r["basis"], r["patches"]) for r in summary["table"]} == {
+        ("pixel", "raw"),
+        ("pca", "raw"),
+        ("pixel", "centered"),
+        ("pca", "centered"),
+    }
+    assert (Path(summary["folder"]) / "pca.csv").is_file() and (Path(summary["folder"]) / "first_layer.png").is_file()

@@ -118,3 +118,20 @@ def test_binary_model_is_close_to_32_times_smaller_than_float():
     size = model_size_bytes(model)
     assert size["binary_params"] == 784 * 4096 + 2 * 4096 * 4096 + 4096 * 10
     assert 30 < size["compression"] < 32  # batch-norm parameters and statistics stay 32-bit
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)], ids=["cifar10", "fashion_mnist"])
+def test_bnn_cnn_is_the_papers_network_at_any_width(shape):
+    cfg, model = _build("experiment=bnn_cifar10", "model.width_mult=0.25", shape=shape)
+    convs = [m for m in model if isinstance(m, BinaryConv2d)]
+    fcs = [m for m in model if isinstance(m, BinaryLinear)]
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64, 128, 128]  # 128-128-256-256-512-512 x 0.25
+    assert [f.out_features for f in fcs] == [256, 256, 10]  # 1024-1024-10
+    side = shape[1] // 8  # three 2x2 max-pools
+    assert fcs[0].in_features == 128 * side * side
+    assert all(m.has_binary_weights for m in convs + fcs)  # the first conv's weights too
+    assert not convs[0].input_binarizer.quantizes  # the image enters real
+    assert sum(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model) == 9
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model) == 3
+    assert model.eval()(torch.randn(2, *shape)).shape == (2, 10)
+    assert cfg.model.loss == "square_hinge" and cfg.train.batch_size == 50 and cfg.train.grad_clip

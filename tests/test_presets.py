@@ -7,7 +7,7 @@ from bnnctl.sweep.grid import plan_grid, run_grid
 from bnnctl.training import fit
 from conftest import tiny
 
-SHORT = ["train.epochs=1", "train.max_steps_per_epoch=3", "model.width=32"]
+SHORT = ["train.epochs=1", "train.max_steps_per_epoch=3", "model.width=32", "model.width_mult=0.125"]
 
 
 @pytest.mark.parametrize("preset", group_options("experiment"))

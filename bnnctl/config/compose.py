@@ -110,6 +110,7 @@ def _check_values(cfg: TrainConfig) -> None:
         (0 <= m.dropout < 1, f"model.dropout must be in [0, 1), got {m.dropout}"),
         (0 <= m.input_dropout < 1, f"model.input_dropout must be in [0, 1), got {m.input_dropout}"),
         (m.width >= 1 and m.depth >= 1, f"model.width and model.depth must be >= 1, got {m.width} and {m.depth}"),
+        (m.width_mult > 0, f"model.width_mult must be > 0, got {m.width_mult}"),
         (
             d.augment_rotation >= 0 and d.augment_shift >= 0,
             f"data.augment_rotation and data.augment_shift must be >= 0, got {d.augment_rotation} and {d.augment_shift}",

@@ -25,7 +25,9 @@ class GeometryBinarizer(enum.StrEnum):
 
 
 @dataclass
-class AnglesConfig:
+class StudyConfig:
+    """The keys of every geometry study (each study reads those it needs)."""
+
     dims: list[int] = field(default_factory=lambda: [2, 3, 5, 10, 27, 50, 100, 300, 1000, 3000, 10000])
     samples: int = 10000  # vectors per dimension (and per threshold, beta, basis)
     seed: int = 0
@@ -41,12 +43,16 @@ class AnglesConfig:
     rotation: bool = False  # exponentially decaying spectra, standard vs randomly rotated basis
     rotation_k: float = 0.1  # x_i ~ N(0, 1) exp(k (i - d/2))
     rotation_dims: list[int] = field(default_factory=lambda: [10, 100, 500])
+    images: int = 500  # dot-products: test images fed through the trained net
+    dataset: str = "fashion_mnist"  # first-layer: whose image patches (data.root: $BNNCTL_DATA, else ./data)
+    patch_size: int = 3  # first-layer: k of the k x k x C patches
+    patches: int = 50000  # first-layer: patches sampled
 
 
 @dataclass
 class GeometryConfig:
     binarize: GeometryBinarizer = GeometryBinarizer.sign
-    geometry: AnglesConfig = field(default_factory=AnglesConfig)
+    geometry: StudyConfig = field(default_factory=StudyConfig)
 
 
 def _check(cfg: GeometryConfig) -> None:
@@ -73,6 +79,9 @@ def _check(cfg: GeometryConfig) -> None:
             bool(g.rotation_dims) and all(d >= 2 for d in g.rotation_dims),
             f"geometry.rotation_dims must be a non-empty list of dimensions >= 2, got {g.rotation_dims}",
         ),
+        (g.images >= 2, f"geometry.images must be >= 2, got {g.images}"),
+        (g.patch_size >= 1, f"geometry.patch_size must be >= 1, got {g.patch_size}"),
+        (g.patches >= 2, f"geometry.patches must be >= 2, got {g.patches}"),
     ]
     for ok, message in checks:
         if not ok:

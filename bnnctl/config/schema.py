@@ -63,8 +63,9 @@ class ModelConfig:
     name: str = MISSING  # the preset's name (blu_mlp, bnn_mlp, mlp_float)
     arch: str = "mlp"  # a builder in nn.models.ARCHITECTURES
     binarized: bool = True  # false: a full-precision twin (binarize is set to identity)
-    width: int = 2048
-    depth: int = 3
+    width: int = 2048  # mlp: hidden units per layer
+    depth: int = 3  # mlp: hidden layers
+    width_mult: float = 1.0  # bnn_cnn: every conv and FC width times this (0.25: a CPU-sized net)
     batch_norm: bool = False
     last_batch_norm: bool = False  # BN on the output layer (BNN paper), no sign after it
     bn_eps: float = 1e-4

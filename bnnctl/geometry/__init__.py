@@ -1,7 +1,9 @@
 """The geometry of binarization (Anderson & Berg 2018): one study per module, each writing its own folder.
 
 ``angles`` (random vectors: sign, ternary, Hadamard, rotated basis), ``weights``
-(a trained run's weight vectors), with ``figures`` and ``output`` shared.
+(a trained run's weight vectors), ``dot_products`` (a.W_b vs a.W_c per layer),
+``first_layer`` (PCA of image patches), ``filters`` (unique binary filters),
+with ``figures`` and ``output`` shared.
 """
 
 from __future__ import annotations
@@ -50,4 +52,59 @@ def _trained_weight_angles(cfg: GeometryConfig, runs_dir: str | Path, run_dir: s
     notes = {"run": str(run_dir), "layers": len(layers)}
     config = f"run: {run_dir}\n" + geometry_yaml(cfg)
     files = write_study(folder, config, table, notes) + [figures.layer_histograms(layers, folder / "layer_angles.png")]
+    return StudyResult(folder, table, notes, files)
+
+
+def _trained(run_dir: str | Path):
+    from bnnctl.runs import load_trained
+
+    return load_trained(run_dir)
+
+
+def dot_products_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path) -> StudyResult:
+    """``bnnctl geometry dot-products RUN_DIR``: a.W_b vs a.W_c per layer on ``geometry.images`` test images."""
+    import dataclasses
+
+    from bnnctl.data import load_dataset
+    from bnnctl.geometry import figures
+    from bnnctl.geometry.dot_products import dot_products
+    from bnnctl.geometry.output import study_dir, write_study
+
+    run_cfg, model = _trained(run_dir)
+    data = load_dataset(dataclasses.replace(run_cfg.data, val_size=0))
+    images = data.test.x[: cfg.geometry.images]
+    table, layers = dot_products(model, images, cfg.geometry.seed)
+    folder = study_dir(runs_dir, "dot-products")
+    notes = {"run": str(run_dir), "images": len(images), "data": run_cfg.data.name}
+    files = write_study(folder, f"run: {run_dir}\n" + geometry_yaml(cfg), table, notes)
+    files.append(figures.dot_product_hists(layers, table, folder / "dot_products.png"))
+    return StudyResult(folder, table, notes, files)
+
+
+def filters_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path) -> StudyResult:
+    """``bnnctl geometry filters RUN_DIR``: the share of unique k x k binary filters per conv layer."""
+    from bnnctl.geometry.filters import unique_filters
+    from bnnctl.geometry.output import study_dir, write_study
+
+    _, model = _trained(run_dir)
+    table = unique_filters(model)
+    folder = study_dir(runs_dir, "filters")
+    notes = {"run": str(run_dir), "layers": len(table)}
+    return StudyResult(
+        folder, table, notes, write_study(folder, f"run: {run_dir}\n" + geometry_yaml(cfg), table, notes)
+    )
+
+
+def first_layer_study(cfg: GeometryConfig, runs_dir: str | Path) -> StudyResult:
+    """``bnnctl geometry first-layer``: PCA of image patches, angles in the pixel vs the PCA basis."""
+    from bnnctl.files import atomic_write_text
+    from bnnctl.geometry import figures
+    from bnnctl.geometry.first_layer import first_layer_study as study
+    from bnnctl.geometry.output import study_dir, write_study
+
+    table, spectrum, notes, angles = study(cfg)
+    folder = study_dir(runs_dir, "first-layer")
+    files = write_study(folder, geometry_yaml(cfg), table, notes)
+    atomic_write_text(folder / "pca.csv", spectrum.to_csv(index=False))
+    files += [folder / "pca.csv", figures.first_layer_figure(spectrum, angles, notes, folder / "first_layer.png")]
     return StudyResult(folder, table, notes, files)

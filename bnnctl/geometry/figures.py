@@ -152,6 +152,44 @@ def layer_histograms(layers: list[LayerAngles], path: Path) -> Path:
     return _save(fig, path)
 
 
+def dot_product_hists(layers, table, path: Path) -> Path:
+    """a.W_b against a.W_c per layer as 2-D histograms (the paper's figure), r and slope in each title."""
+    cols = min(3, len(layers))
+    rows = math.ceil(len(layers) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    for ax, layer, (_, row) in zip(axes.flat, layers, table.iterrows(), strict=False):
+        x, y = layer.continuous.numpy(), layer.binary.numpy()
+        if len(x) > 200_000:
+            keep = np.random.default_rng(0).choice(len(x), 200_000, replace=False)
+            x, y = x[keep], y[keep]
+        ax.hist2d(x, y, bins=80, cmap="Blues", norm=matplotlib.colors.LogNorm())
+        ax.set_title(f"{layer.name}: r = {row['r']:.3f}, slope {row['slope']:.2f}", fontsize=9)
+        ax.set_xlabel("a . W_c (continuous weights)", fontsize=8)
+        ax.set_ylabel("a . W_b (binary weights)", fontsize=8)
+    for ax in axes.flat[len(layers) :]:
+        ax.set_visible(False)
+    return _save(fig, path)
+
+
+def first_layer_figure(spectrum, angles: dict, notes: dict, path: Path) -> Path:
+    """The patches' PCA spectrum and the angle to the binarized patch in the pixel vs the PCA basis."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.bar(spectrum["component"], spectrum["share"], color="tab:blue", label="variance share")
+    left.plot(spectrum["component"], spectrum["cumulative_share"], "o-", color="tab:orange", ms=3, label="cumulative")
+    left.set(
+        xlabel="principal component",
+        ylabel="share of variance",
+        title=f"{notes['dataset']} {notes['patch']} patches: participation ratio {notes['participation_ratio']:.2f}",
+    )
+    left.legend(fontsize=8)
+    for label, a in angles.items():
+        right.hist(a.numpy(), bins=90, range=(0, 90), density=True, histtype="step", lw=1.3, label=label)
+    right.axvline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1, label="Gaussian: 37.07 deg")
+    right.set(xlabel="angle(patch, binarized patch) (deg)", ylabel="density", title="pixel basis vs PCA basis")
+    right.legend(fontsize=8)
+    return _save(fig, path)
+
+
 FIGURES = {
     "sign": [("angle_distributions.png", distributions), ("angle_vs_dimension.png", mean_and_std_vs_d)],
     "ternary": [("ternary_sweep.png", ternary_sweep)],

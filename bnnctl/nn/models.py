@@ -1,4 +1,4 @@
-"""The studies' networks, built from typed config.
+"""The studies' networks, built from typed config: the MLPs and the BNN paper's CIFAR-10 CNN.
 
 All three MLP presets (``blu_mlp``, ``bnn_mlp``, ``mlp_float``) share one
 builder: what differs between the papers (batch norm, dropout, loss, first and
@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from bnnctl.errors import ConfigError
 from bnnctl.nn.binarize import IDENTITY, Binarizer, make_binarizer
-from bnnctl.nn.layers import Binarize, BinaryLinear, quantized_layers
+from bnnctl.nn.layers import Binarize, BinaryConv2d, BinaryLinear, quantized_layers
 from bnnctl.nn.losses import LOSSES
 
 if TYPE_CHECKING:
@@ -83,7 +83,68 @@ def build_mlp(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], n
     return nn.Sequential(*layers)
 
 
-ARCHITECTURES = {"mlp": build_mlp}
+# The BNN paper's CIFAR-10 network (Courbariaux, Hubara et al. 2016; the net Anderson & Berg study):
+# (2 x 128C3) - MP2 - (2 x 256C3) - MP2 - (2 x 512C3) - MP2 - 2 x 1024FC - 10, each scaled by model.width_mult.
+CNN_CONVS = ((128, False), (128, True), (256, False), (256, True), (512, False), (512, True))  # (channels, pool after)
+CNN_FCS = (1024, 1024)
+
+
+def _scaled(width: int, mult: float) -> int:
+    return max(1, round(width * mult))
+
+
+def build_bnn_cnn(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+    """conv -> [max-pool] -> batch norm -> sign per layer (the authors' order), first-layer input real.
+
+    Shapes: (N, C, H, W) -> ... -> (N, num_classes). Runs on 3 x 32 x 32 (CIFAR-10)
+    and 1 x 28 x 28 (MNIST, Fashion-MNIST: 28 -> 14 -> 7 -> 3 after the pools).
+    """
+    weights = make_binarizer(b.weights, "binarize.weights")
+    activations = make_binarizer(b.activations, "binarize.activations")
+    channels, height, width = input_shape
+    layers: list[nn.Module] = []
+    for i, (out, pool) in enumerate(CNN_CONVS):
+        out = _scaled(out, m.width_mult)
+        layer_weights = _layer_binarizer(m.first_layer_weights, weights) if i == 0 else weights
+        inputs = activations if i == 0 and m.first_layer_input == "binary" else IDENTITY
+        layers.append(
+            BinaryConv2d(
+                channels,
+                out,
+                3,
+                padding=1,
+                bias=m.bias,
+                weight_binarizer=layer_weights,
+                input_binarizer=inputs,
+                binarize_bias=m.binarize_bias,
+            )
+        )
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+            height, width = height // 2, width // 2
+        if m.batch_norm:
+            layers.append(nn.BatchNorm2d(out, eps=m.bn_eps, momentum=m.bn_momentum))
+        layers.append(Binarize(activations))
+        channels = out
+    layers.append(nn.Flatten())
+    features = channels * height * width
+    for fc in CNN_FCS:
+        fc = _scaled(fc, m.width_mult)
+        layers.append(BinaryLinear(features, fc, bias=m.bias, weight_binarizer=weights, binarize_bias=m.binarize_bias))
+        if m.batch_norm:
+            layers.append(nn.BatchNorm1d(fc, eps=m.bn_eps, momentum=m.bn_momentum))
+        layers.append(Binarize(activations))
+        features = fc
+    last = _layer_binarizer(m.last_layer_weights, weights)
+    layers.append(
+        BinaryLinear(features, num_classes, bias=m.bias, weight_binarizer=last, binarize_bias=m.binarize_bias)
+    )
+    if m.last_batch_norm:
+        layers.append(nn.BatchNorm1d(num_classes, eps=m.bn_eps, momentum=m.bn_momentum))
+    return nn.Sequential(*layers)
+
+
+ARCHITECTURES = {"mlp": build_mlp, "bnn_cnn": build_bnn_cnn}
 
 
 def check_model_names(m: ModelConfig) -> None:
