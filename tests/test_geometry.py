@@ -160,7 +160,7 @@ def test_dot_products_are_exact_for_pm1_weights_and_track_sqrt_2_over_pi_for_gau
     assert len(layers[1].binary) == 300 * 50
 
 
-def test_unique_filters_of_a_hand_built_layer():
+def test_unique_filters_of_a_hand_built_layer(tmp_path):
     from bnnctl.geometry.filters import count_unique, unique_filters
     from bnnctl.nn import BinaryConv2d
 
@@ -174,6 +174,9 @@ def test_unique_filters_of_a_hand_built_layer():
         conv.weight.copy_(kernels * 0.3)  # latent weights: same signs
     table = unique_filters(nn.Sequential(conv))
     assert table.iloc[0]["unique"] == 3 and table.iloc[0]["unique_share"] == 0.75
+    from bnnctl.geometry import figures
+
+    assert figures.filter_shares(table, tmp_path / "filters.png").stat().st_size > 0
     with pytest.raises(RunError, match="no binary conv layers"):
         unique_filters(nn.Sequential(BinaryLinear(3, 2)))
 

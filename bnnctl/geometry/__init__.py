@@ -83,6 +83,7 @@ def dot_products_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str |
 
 def filters_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path) -> StudyResult:
     """``bnnctl geometry filters RUN_DIR``: the share of unique k x k binary filters per conv layer."""
+    from bnnctl.geometry import figures
     from bnnctl.geometry.filters import unique_filters
     from bnnctl.geometry.output import study_dir, write_study
 
@@ -90,9 +91,9 @@ def filters_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path
     table = unique_filters(model)
     folder = study_dir(runs_dir, "filters")
     notes = {"run": str(run_dir), "layers": len(table)}
-    return StudyResult(
-        folder, table, notes, write_study(folder, f"run: {run_dir}\n" + geometry_yaml(cfg), table, notes)
-    )
+    files = write_study(folder, f"run: {run_dir}\n" + geometry_yaml(cfg), table, notes)
+    files.append(figures.filter_shares(table, folder / "filters.png"))
+    return StudyResult(folder, table, notes, files)
 
 
 def first_layer_study(cfg: GeometryConfig, runs_dir: str | Path) -> StudyResult:

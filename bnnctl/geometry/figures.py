@@ -190,6 +190,26 @@ def first_layer_figure(spectrum, angles: dict, notes: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def filter_shares(table, path: Path) -> Path:
+    """Unique k x k binary filters per conv layer, as a share of the layer's filters, with and without sign."""
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(table)), 3.6))
+    ax.bar(x - 0.2, table["unique_share"], width=0.4, label="unique")
+    ax.bar(x + 0.2, table["unique_up_to_sign_share"], width=0.4, label="unique up to sign")
+    for i, row in table.iterrows():
+        ax.annotate(
+            f"{row['unique']}/{row['filters']}", (x[i] - 0.2, row["unique_share"]), ha="center", va="bottom", fontsize=7
+        )
+    ax.set_xticks(x, list(table["layer"]))
+    ax.set(
+        ylabel="share of the layer's k x k filters",
+        ylim=(0, 1.1),
+        title=f"unique binary filters (of {table['possible'].iloc[0]} possible patterns)",
+    )
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 FIGURES = {
     "sign": [("angle_distributions.png", distributions), ("angle_vs_dimension.png", mean_and_std_vs_d)],
     "ternary": [("ternary_sweep.png", ternary_sweep)],

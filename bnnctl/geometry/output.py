@@ -38,5 +38,6 @@ def write_study(folder: Path, config_yaml: str, table: pd.DataFrame, notes: dict
     atomic_write_text(folder / "config.yaml", config_yaml)
     write_json(folder / "summary.json", notes)
     csv = write_table(table, folder, "results", markdown=False)
-    atomic_write_text(folder / "table.md", table.to_markdown(index=False, floatfmt=".3f") + "\n")
+    shown = table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)  # integers stay integers
+    atomic_write_text(folder / "table.md", shown.to_markdown(index=False, disable_numparse=True) + "\n")
     return [folder / "config.yaml", *csv, folder / "table.md", folder / "summary.json"]
