@@ -243,3 +243,12 @@ def test_first_layer_command_on_synthetic_patches(tmp_path):
         ("pca", "centered"),
     }
     assert (Path(summary["folder"]) / "pca.csv").is_file() and (Path(summary["folder"]) / "first_layer.png").is_file()
+
+
+def test_a_study_reports_its_progress_setting_by_setting():
+    seen = []
+    run_angles(
+        load_geometry("angles", ["geometry.dims=[5,50,500]", "geometry.samples=100"]),
+        lambda label, done, total: seen.append((label, done, total)),
+    )
+    assert seen == [("d=5", 1, 3), ("d=50", 2, 3), ("d=500", 3, 3)]

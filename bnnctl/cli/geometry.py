@@ -37,8 +37,14 @@ def geometry_angles(
         args = list(args or [])
         run_dir = args.pop(0) if args and "=" not in args[0] else None
         runs_dir, overrides = split_runs_dir(args)
+        from bnnctl.cli.progress import StudyProgress
+
         cfg = load_geometry("angles", overrides)
-        result = angles_study(cfg, runs_dir, run_dir)
+        progress = StudyProgress("geometry angles")
+        try:
+            result = angles_study(cfg, runs_dir, run_dir, progress)
+        finally:
+            progress.close()
         for path in result.files:
             say(f"wrote {path}")
         if json_output:

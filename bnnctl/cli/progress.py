@@ -119,3 +119,25 @@ class RichGridObserver(LineGridObserver):
 
 def grid_observer() -> GridObserver:
     return RichGridObserver() if err.is_terminal else LineGridObserver()
+
+
+class StudyProgress:
+    """A bar over a study's settings (dimensions, thresholds, ...) on a terminal; nothing otherwise."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.progress: Progress | None = None
+        self.bar = None
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if not err.is_terminal:
+            return
+        if self.progress is None:
+            self.progress = _bar(TimeElapsedColumn())
+            self.progress.start()
+            self.bar = self.progress.add_task(self.title, total=total, info="")
+        self.progress.update(self.bar, completed=done, info=label)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

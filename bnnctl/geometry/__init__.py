@@ -25,7 +25,9 @@ class StudyResult:
     files: list[Path] = field(default_factory=list)
 
 
-def angles_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path | None = None) -> StudyResult:
+def angles_study(
+    cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path | None = None, progress=None
+) -> StudyResult:
     """``bnnctl geometry angles``: random vectors, or with ``run_dir`` the weight vectors of a trained run."""
     from bnnctl.geometry import figures
     from bnnctl.geometry.angles import run_angles
@@ -33,7 +35,7 @@ def angles_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path 
 
     if run_dir is not None:
         return _trained_weight_angles(cfg, runs_dir, run_dir)
-    result = run_angles(cfg)
+    result = run_angles(cfg, progress) if progress is not None else run_angles(cfg)
     folder = study_dir(runs_dir, "angles")
     notes = {"variant": result.variant, **result.notes}
     files = write_study(folder, geometry_yaml(cfg), result.table, notes) + figures.draw(result, folder)

@@ -26,6 +26,13 @@ from bnnctl.nn.binarize import block_mean_abs, sign, ternarize
 
 SIGN_THEORY_DEG = math.degrees(math.acos(math.sqrt(2 / math.pi)))  # 37.0714... (0.6470 rad)
 Transform = Callable[[torch.Tensor], torch.Tensor]  # (m, d) -> (m, d)
+Progress = Callable[[str, int, int], None]  # (what is done, settings done, settings in all)
+
+
+def _quiet(label: str, done: int, total: int) -> None:
+    """The default progress: none."""
+
+
 COLUMNS = ["d", "mean_deg", "std_deg", "ci_low_deg", "ci_high_deg", "theory_deg", "random_mean_deg", "random_std_deg"]
 
 
@@ -120,11 +127,12 @@ def std_slope(table: pd.DataFrame, min_d: int = 10) -> float:
     return float(np.polyfit(np.log(rows["d"]), np.log(rows["std_deg"]), 1)[0])
 
 
-def sign_study(cfg: GeometryConfig) -> AnglesResult:
+def sign_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
     g = cfg.geometry
     rows, samples = [], {}
-    for d in g.dims:
+    for n, d in enumerate(g.dims):
         s = sample_angles(d, g.samples, sign, _generator(cfg, d), g.chunk_elements)
+        progress(f"d={d}", n + 1, len(g.dims))
         rows.append(describe(s, d, SIGN_THEORY_DEG, g.confidence))
         if d in g.show_dims:
             samples[d] = s
@@ -132,7 +140,7 @@ def sign_study(cfg: GeometryConfig) -> AnglesResult:
     return AnglesResult(table, "sign", samples, {"std_slope": std_slope(table), "theory_deg": SIGN_THEORY_DEG})
 
 
-def ternary_study(cfg: GeometryConfig) -> AnglesResult:
+def ternary_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
     """A threshold sweep at d = geometry.ternary_dim; x ~ N(0, 1) so thresholds in sigma are absolute."""
     g = cfg.geometry
     rows = []
@@ -141,6 +149,7 @@ def ternary_study(cfg: GeometryConfig) -> AnglesResult:
             g.ternary_dim, g.samples, lambda x, t=t: ternarize(x, t), _generator(cfg, i), g.chunk_elements
         )
         rows.append({"threshold_sigma": t, **describe(s, g.ternary_dim, ternary_theory_deg(t), g.confidence)})
+        progress(f"t={t} sigma", i + 1, len(g.threshold_sigma))
     table = pd.DataFrame(rows, columns=["threshold_sigma", *COLUMNS])
     best = table.loc[table["mean_deg"].idxmin()]
     notes = {
@@ -158,11 +167,12 @@ def _theory_minimum() -> float:
     return float(minimize_scalar(ternary_theory_deg, bounds=(0.0, 3.0), method="bounded").x)
 
 
-def hadamard_study(cfg: GeometryConfig) -> AnglesResult:
+def hadamard_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
     """Block lengths beta at d = geometry.hadamard_dim: beta = 1 is x itself, large beta tends to sign's 37 deg."""
     g = cfg.geometry
     rows = []
-    for beta in g.beta:
+    for n, beta in enumerate(g.beta):
+        progress(f"beta={beta}", n, len(g.beta))
         transform = lambda x, beta=beta: block_mean_abs(x, beta) * sign(x)  # noqa: E731
         s = sample_angles(g.hadamard_dim, g.samples, transform, _generator(cfg, beta), g.chunk_elements)
         theory = 0.0 if beta == 1 else SIGN_THEORY_DEG if beta >= g.hadamard_dim else float("nan")
@@ -170,11 +180,12 @@ def hadamard_study(cfg: GeometryConfig) -> AnglesResult:
     return AnglesResult(pd.DataFrame(rows, columns=["beta", *COLUMNS]), "hadamard")
 
 
-def rotation_study(cfg: GeometryConfig) -> AnglesResult:
+def rotation_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
     """x_i ~ N(0, 1) exp(k (i - d/2)): sign(x) in the standard basis vs R^T sign(R x) in a random rotated one."""
     g = cfg.geometry
     rows = []
-    for d in g.rotation_dims:
+    for n, d in enumerate(g.rotation_dims):
+        progress(f"d={d}", n, len(g.rotation_dims))
         scale = torch.exp(g.rotation_k * (torch.arange(d, dtype=torch.float64) - d / 2))  # (d,)
         rotation = haar_rotation(d, _generator(cfg, 7 * d))
         bases = {"standard": sign, "rotated": lambda x, r=rotation: sign(x @ r.T) @ r}  # rows: R^T sign(R x)
@@ -185,8 +196,8 @@ def rotation_study(cfg: GeometryConfig) -> AnglesResult:
     return AnglesResult(pd.DataFrame(rows, columns=["basis", "k", *COLUMNS]), "rotation")
 
 
-def run_angles(cfg: GeometryConfig) -> AnglesResult:
+def run_angles(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
     """The study the config picks: geometry.rotation, else the binarizer (sign, ternary, hadamard)."""
     if cfg.geometry.rotation:
-        return rotation_study(cfg)
-    return {"sign": sign_study, "ternary": ternary_study, "hadamard": hadamard_study}[cfg.binarize.value](cfg)
+        return rotation_study(cfg, progress)
+    return {"sign": sign_study, "ternary": ternary_study, "hadamard": hadamard_study}[cfg.binarize.value](cfg, progress)
