@@ -27,7 +27,7 @@ OUTPUT_SETS = {
     OutputSet.REAL: lambda out, x: torch.equal(out, x),
     OutputSet.TERNARY: lambda out, x: set(out.unique().tolist()) <= {-1.0, 0.0, 1.0},
     # +-a: the sign of x (sign(0) = +1) times a non-negative scale
-    OutputSet.SCALED_BINARY: lambda out, x: bool(((out >= 0) == (x >= 0)).all() or (out == 0).any()),
+    OutputSet.SCALED_BINARY: lambda out, x: bool((sign(out) == sign(x)).all()),
 }
 X = torch.tensor([-3.0, -1.5, -1.0, -0.4, -0.0, 0.0, 1e-30, 0.4, 1.0, 1.0001, 2.5])
 

@@ -252,3 +252,31 @@ def test_a_study_reports_its_progress_setting_by_setting():
         lambda label, done, total: seen.append((label, done, total)),
     )
     assert seen == [("d=5", 1, 3), ("d=50", 2, 3), ("d=500", 3, 3)]
+
+
+def test_edge_cases_give_nan_rows_or_one_line_errors_not_crashes(tmp_path):
+    t = study("binarize=ternary", "geometry.ternary_dim=3", "geometry.threshold_sigma=[4.0,0.1]").table
+    assert math.isnan(t["mean_deg"].iloc[0]) and not math.isnan(
+        t["mean_deg"].iloc[1]
+    )  # t = 4 sigma zeroes all of d = 3
+    seen = []
+    run_angles(
+        load_geometry(
+            "angles", ["binarize=hadamard", "geometry.hadamard_dim=8", "geometry.beta=[1,4]", "geometry.samples=10"]
+        ),
+        lambda *p: seen.append(p),
+    )
+    assert seen == [("beta=1", 1, 2), ("beta=4", 2, 2)]
+    result = runner.invoke(
+        app, ["geometry", "first-layer", "geometry.dataset=synthetic", "geometry.patch_size=40", f"runs_dir={tmp_path}"]
+    )
+    assert result.exit_code == 2 and "geometry.patch_size=40 exceeds the images (28 x 28)" in result.stderr
+
+
+def test_dot_products_leave_out_float_layers():
+    from bnnctl.geometry.dot_products import dot_products
+    from bnnctl.nn import IDENTITY, Binarize
+
+    model = nn.Sequential(BinaryLinear(20, 30, weight_binarizer=IDENTITY), Binarize(), BinaryLinear(30, 5))
+    table, _ = dot_products(model.eval(), torch.randn(50, 20))
+    assert list(table["layer"]) == ["2"]  # the float first layer is not a binary one

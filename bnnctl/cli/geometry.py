@@ -39,6 +39,12 @@ def geometry_angles(
         runs_dir, overrides = split_runs_dir(args)
         from bnnctl.cli.progress import StudyProgress
 
+        if run_dir is not None and any(o.startswith("binarize=") for o in overrides):
+            from bnnctl.errors import ConfigError
+
+            raise ConfigError(
+                "binarize= chooses the random-vector study; a trained run's layers use their own binarizers"
+            )
         cfg = load_geometry("angles", overrides)
         progress = StudyProgress("geometry angles")
         try:
@@ -145,5 +151,9 @@ def geometry_first_layer(
         from bnnctl.config.geometry import load_geometry
         from bnnctl.geometry import first_layer_study
 
-        _, runs_dir, overrides = _run_and_overrides(args, need_run=False)
+        run_dir, runs_dir, overrides = _run_and_overrides(args, need_run=False)
+        if run_dir is not None:
+            from bnnctl.errors import ConfigError
+
+            raise ConfigError(f"unexpected argument {run_dir!r}: first-layer studies a dataset (geometry.dataset=...)")
         _show(first_layer_study(load_geometry("first-layer", overrides), runs_dir), "first layer", json_output)

@@ -89,8 +89,20 @@ def describe(s: Sampled, d: int, theory: float, confidence: float) -> dict[str, 
     """One table row: mean, std and t-interval of the mean of x vs transform(x); mean and std of random pairs."""
     from scipy import stats
 
-    a = s.to_transform
+    a = s.to_transform[~s.to_transform.isnan()]  # a zero transform (ternary, all under the threshold) has no angle
     n = len(a)
+    if n < 2:
+        nan = float("nan")
+        return {
+            "d": d,
+            "mean_deg": nan,
+            "std_deg": nan,
+            "ci_low_deg": nan,
+            "ci_high_deg": nan,
+            "theory_deg": theory,
+            "random_mean_deg": s.random_pair.mean().item(),
+            "random_std_deg": s.random_pair.std().item(),
+        }
     mean, std = a.mean().item(), a.std().item()
     half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * std / math.sqrt(n)
     return {
@@ -151,7 +163,12 @@ def ternary_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRes
         rows.append({"threshold_sigma": t, **describe(s, g.ternary_dim, ternary_theory_deg(t), g.confidence)})
         progress(f"t={t} sigma", i + 1, len(g.threshold_sigma))
     table = pd.DataFrame(rows, columns=["threshold_sigma", *COLUMNS])
-    best = table.loc[table["mean_deg"].idxmin()]
+    finite = table.dropna(subset=["mean_deg"])
+    best = (
+        finite.loc[finite["mean_deg"].idxmin()]
+        if len(finite)
+        else pd.Series({"threshold_sigma": float("nan"), "mean_deg": float("nan")})
+    )
     notes = {
         "best_threshold_sigma": float(best["threshold_sigma"]),
         "best_mean_deg": float(best["mean_deg"]),
@@ -172,11 +189,11 @@ def hadamard_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRe
     g = cfg.geometry
     rows = []
     for n, beta in enumerate(g.beta):
-        progress(f"beta={beta}", n, len(g.beta))
         transform = lambda x, beta=beta: block_mean_abs(x, beta) * sign(x)  # noqa: E731
         s = sample_angles(g.hadamard_dim, g.samples, transform, _generator(cfg, beta), g.chunk_elements)
         theory = 0.0 if beta == 1 else SIGN_THEORY_DEG if beta >= g.hadamard_dim else float("nan")
         rows.append({"beta": beta, **describe(s, g.hadamard_dim, theory, g.confidence)})
+        progress(f"beta={beta}", n + 1, len(g.beta))
     return AnglesResult(pd.DataFrame(rows, columns=["beta", *COLUMNS]), "hadamard")
 
 
@@ -185,7 +202,6 @@ def rotation_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRe
     g = cfg.geometry
     rows = []
     for n, d in enumerate(g.rotation_dims):
-        progress(f"d={d}", n, len(g.rotation_dims))
         scale = torch.exp(g.rotation_k * (torch.arange(d, dtype=torch.float64) - d / 2))  # (d,)
         rotation = haar_rotation(d, _generator(cfg, 7 * d))
         bases = {"standard": sign, "rotated": lambda x, r=rotation: sign(x @ r.T) @ r}  # rows: R^T sign(R x)
@@ -193,6 +209,7 @@ def rotation_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRe
             s = sample_angles(d, g.samples, transform, _generator(cfg, d), g.chunk_elements, scale=scale)
             theory = SIGN_THEORY_DEG if basis == "rotated" else float("nan")
             rows.append({"basis": basis, "k": g.rotation_k, **describe(s, d, theory, g.confidence)})
+        progress(f"d={d}", n + 1, len(g.rotation_dims))
     return AnglesResult(pd.DataFrame(rows, columns=["basis", "k", *COLUMNS]), "rotation")
 
 

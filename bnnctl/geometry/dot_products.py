@@ -7,7 +7,8 @@ binarized activations). For every unit and position the study sets a . W_b
 continuous weights): per layer the Pearson r and the least-squares slope.
 Two more comparisons per layer: the activations' binarization, a_c . W_b vs
 a_b . W_b (layers after the first, a_c the input of the preceding sign), and a
-control where W_b sees a with its features randomly permuted (r should vanish).
+control pairing each unit's a . W_c with another unit's a . W_b (W_b's output
+units in a random order: what r is when the weights do not match).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import torch.nn.functional as F
 from bnnctl.errors import RunError
 from bnnctl.nn.layers import Binarize, BinaryConv2d, quantized_layers
 
+FIGURE_POINTS = 200_000
+
 
 @dataclass
 class LayerDots:
     name: str
-    continuous: torch.Tensor  # (points,) a . W_c
+    continuous: torch.Tensor  # (points,) a . W_c, at most FIGURE_POINTS of them
     binary: torch.Tensor  # (points,) a . W_b
 
 
@@ -49,10 +52,9 @@ def _apply(layer: nn.Module, a: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     return F.linear(a, weight)
 
 
-def _permuted(a: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """a with its per-sample features (channels and positions alike) in one random order."""
-    flat = a.reshape(a.shape[0], -1)
-    return flat[:, torch.randperm(flat.shape[1], generator=generator)].reshape(a.shape)
+def _other_units(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The weight's output units (rows, filters) in a random order."""
+    return weight[torch.randperm(weight.shape[0], generator=generator)]
 
 
 @torch.no_grad()
@@ -67,7 +69,8 @@ def capture(model: nn.Sequential, x: torch.Tensor) -> tuple[dict[int, torch.Tens
     continuous: dict[int, torch.Tensor] = {}
     last_sign_input, since_sign = None, []
     for i, module in enumerate(model):
-        if getattr(module, "weight_binarizer", None) is not None:
+        binarizer = getattr(module, "weight_binarizer", None)
+        if binarizer is not None and binarizer.quantizes:  # a float first or last layer has nothing to compare
             inputs[i] = module.binary_input(x)
             if last_sign_input is not None:
                 a_c = last_sign_input
@@ -100,7 +103,8 @@ def dot_products(model: nn.Module, images: torch.Tensor, seed: int = 0) -> tuple
         row = {"layer": names[id(layer)], "kind": type(layer).__name__, "points": by_c.numel(), "r": r, "slope": slope}
         if i in continuous:
             row["r_activations"], row["slope_activations"] = pearson_and_slope(_apply(layer, continuous[i], w_b), by_b)
-        row["r_control"], _ = pearson_and_slope(by_c, _apply(layer, _permuted(a, generator), w_b))
+        row["r_control"], _ = pearson_and_slope(by_c, _apply(layer, a, _other_units(w_b, generator)))
         rows.append(row)
-        dots.append(LayerDots(row["layer"], by_c.flatten(), by_b.flatten()))
+        keep = torch.randperm(by_c.numel(), generator=generator)[:FIGURE_POINTS]  # the figure needs no more
+        dots.append(LayerDots(row["layer"], by_c.flatten()[keep], by_b.flatten()[keep]))
     return pd.DataFrame(rows), dots

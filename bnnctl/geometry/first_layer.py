@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from bnnctl.config.geometry import GeometryConfig
 from bnnctl.config.schema import DataConfig
 from bnnctl.data import load_dataset
+from bnnctl.errors import ConfigError
 from bnnctl.geometry.angles import SIGN_THEORY_DEG, angles_deg
 from bnnctl.nn.binarize import sign
 
@@ -25,11 +26,13 @@ from bnnctl.nn.binarize import sign
 def sample_patches(images: torch.Tensor, k: int, count: int, generator: torch.Generator) -> torch.Tensor:
     """``count`` random k x k x C patches: (N, C, H, W) -> (count, C*k*k), pixels as the first layer sees them."""
     n = images.shape[0]
+    if k > min(images.shape[2], images.shape[3]):
+        raise ConfigError(f"geometry.patch_size={k} exceeds the images ({images.shape[2]} x {images.shape[3]})")
     per_image = (images.shape[2] - k + 1) * (images.shape[3] - k + 1)
     picks = torch.randint(0, n * per_image, (count,), generator=generator)
     out = []
-    for start in range(0, count, 4096):
-        chunk = picks[start : start + 4096]
+    for start in range(0, count, 512):  # unfold whole images 512 at a time: tens of MB even for CIFAR-10
+        chunk = picks[start : start + 512]
         image, position = chunk // per_image, chunk % per_image
         patches = F.unfold(images[image], k)  # (m, C*k*k, positions)
         out.append(patches[torch.arange(len(chunk)), :, position])

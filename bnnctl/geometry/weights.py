@@ -9,7 +9,6 @@ layer's dimension (Anderson & Berg's per-layer histograms).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -18,8 +17,8 @@ import torch.nn as nn
 
 from bnnctl.config.geometry import GeometryConfig
 from bnnctl.errors import RunError
-from bnnctl.geometry.angles import SIGN_THEORY_DEG, angles_deg, describe, sample_angles, ternary_theory_deg
-from bnnctl.nn.binarize import OutputSet, Ternary, sign
+from bnnctl.geometry.angles import SIGN_THEORY_DEG, Sampled, angles_deg, describe, sample_angles, ternary_theory_deg
+from bnnctl.nn.binarize import OutputSet, Ternary
 from bnnctl.nn.layers import quantized_layers
 
 
@@ -51,11 +50,11 @@ def weight_angles(model: nn.Module, cfg: GeometryConfig) -> tuple[pd.DataFrame, 
         binarized = layer.weight_binarizer(layer.weight.detach().double(), False).reshape(latent.shape)
         angles = angles_deg(latent, binarized)
         d = latent.shape[1]
-        mc = sample_angles(d, min(g.samples, 2000), sign, torch.Generator().manual_seed(g.seed + i), g.chunk_elements)
-        mc_row = describe(mc, d, SIGN_THEORY_DEG, g.confidence)
-        n = len(angles)
-        std = angles.std().item() if n > 1 else float("nan")
-        half = 1.96 * std / math.sqrt(n) if n > 1 else float("nan")
+        same = lambda x, b=layer.weight_binarizer: b(x, False)  # noqa: E731 - the Monte Carlo uses the layer's binarizer
+        mc = sample_angles(d, min(g.samples, 2000), same, torch.Generator().manual_seed(g.seed + i), g.chunk_elements)
+        theory = _theory(layer.weight_binarizer)
+        mc_row = describe(mc, d, theory, g.confidence)
+        own = describe(Sampled(angles, mc.random_pair), d, theory, g.confidence)
         name = names.get(id(layer), str(i))
         rows.append(
             {
@@ -63,12 +62,12 @@ def weight_angles(model: nn.Module, cfg: GeometryConfig) -> tuple[pd.DataFrame, 
                 "kind": type(layer).__name__,
                 "binarizer": repr(layer.weight_binarizer),
                 "d": d,
-                "vectors": n,
-                "mean_deg": angles.mean().item(),
-                "std_deg": std,
-                "ci_low_deg": angles.mean().item() - half,
-                "ci_high_deg": angles.mean().item() + half,
-                "theory_deg": _theory(layer.weight_binarizer),
+                "vectors": len(angles),
+                "mean_deg": own["mean_deg"],
+                "std_deg": own["std_deg"],
+                "ci_low_deg": own["ci_low_deg"],
+                "ci_high_deg": own["ci_high_deg"],
+                "theory_deg": theory,
                 "gaussian_mc_mean_deg": mc_row["mean_deg"],
                 "gaussian_mc_std_deg": mc_row["std_deg"],
                 "random_mean_deg": mc_row["random_mean_deg"],

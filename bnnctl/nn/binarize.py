@@ -272,6 +272,8 @@ def block_mean_abs(x: torch.Tensor, beta: int) -> torch.Tensor:
     just those: no padding value ever enters a mean. Differentiable.
     """
     n = x.shape[-1]
+    if n == 0:
+        return x.abs()
     blocks = -(-n // beta)
     padded = torch.nn.functional.pad(x.abs(), (0, blocks * beta - n))  # (..., blocks * beta), zeros past n
     sums = padded.reshape(*x.shape[:-1], blocks, beta).sum(-1)  # (..., blocks)
@@ -301,7 +303,7 @@ class Hadamard(Binarizer):
     clips_latent = True
 
     def __init__(self, beta: int = 16, clip: float | None = 1.0):
-        if not (isinstance(beta, int) and beta >= 1):
+        if isinstance(beta, bool) or not (isinstance(beta, int) and beta >= 1):
             raise ValueError(f"beta must be an integer >= 1, got {beta!r}")
         if clip is not None and not clip > 0:
             raise ValueError(f"clip must be > 0 or null, got {clip}")
