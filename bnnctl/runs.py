@@ -140,15 +140,18 @@ class Run:
         return (self.path / DONE).is_file()
 
     def status(self) -> Status:
+        return self.status_and_summary()[0]
+
+    def status_and_summary(self) -> tuple[Status, dict[str, Any] | None]:
+        """The status, and the summary when the run is done (read once: tables need both)."""
         if not self.path.is_dir():
-            return Status.missing
+            return Status.missing, None
         if self.done:
             try:
-                self.summary()
+                return Status.done, self.summary()
             except RunError:
-                return Status.damaged
-            return Status.done
-        return Status.failed if (self.path / ERROR).is_file() else Status.incomplete
+                return Status.damaged, None
+        return (Status.failed if (self.path / ERROR).is_file() else Status.incomplete), None
 
     def write_config(self, cfg: TrainConfig, overrides: list[str]) -> None:
         atomic_write_text(self.path / CONFIG, to_yaml(cfg))

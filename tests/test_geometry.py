@@ -19,6 +19,15 @@ from bnnctl.nn import BinaryLinear
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """The summary of one tiny trained run (the BLU MLP, one epoch), shared by the CLI tests on trained runs."""
+    runs = tmp_path_factory.mktemp("trained")
+    result = runner.invoke(app, ["train", "debug=tiny", "train.epochs=1", f"runs_dir={runs}", "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def study(*overrides: str):
     return run_angles(load_geometry("angles", ["geometry.samples=2000", *overrides]))
 
@@ -119,10 +128,7 @@ def test_cli_writes_the_study_folder_and_prints_json(tmp_path):
     assert math.isclose(summary["table"][0]["theory_deg"], SIGN_THEORY_DEG)
 
 
-def test_cli_on_a_trained_run_and_on_a_folder_that_is_not_one(tmp_path):
-    trained = json.loads(
-        runner.invoke(app, ["train", "debug=tiny", "train.epochs=1", f"runs_dir={tmp_path}", "--json"]).stdout
-    )
+def test_cli_on_a_trained_run_and_on_a_folder_that_is_not_one(tmp_path, trained):
     result = runner.invoke(
         app, ["geometry", "angles", trained["run_dir"], "geometry.samples=200", f"runs_dir={tmp_path}", "--json"]
     )
@@ -203,13 +209,10 @@ def test_patch_pca_and_participation_ratio():
     assert values.sum() ** 2 / (values**2).sum() == pytest.approx(9, rel=0.02)  # independent: all 9 dimensions
 
 
-def test_geometry_commands_need_a_trained_run(tmp_path):
+def test_geometry_commands_need_a_trained_run(tmp_path, trained):
     for command in ("dot-products", "filters"):
         result = runner.invoke(app, ["geometry", command, f"runs_dir={tmp_path}"])
         assert result.exit_code == 2 and "RUN_DIR missing" in result.stderr
-    trained = json.loads(
-        runner.invoke(app, ["train", "debug=tiny", "train.epochs=1", f"runs_dir={tmp_path}", "--json"]).stdout
-    )
     result = runner.invoke(
         app, ["geometry", "dot-products", trained["run_dir"], "geometry.images=100", f"runs_dir={tmp_path}", "--json"]
     )

@@ -30,45 +30,23 @@ def geometry_angles(
 ) -> None:
     """Angle preservation of binarization: random vectors (37.07 deg vs 90), or a trained run's weights."""
     with errors("nothing was written for the interrupted study"):
-        from bnnctl.config import split_runs_dir
+        from bnnctl.cli.progress import StudyProgress
         from bnnctl.config.geometry import load_geometry
         from bnnctl.geometry import angles_study
 
-        args = list(args or [])
-        run_dir = args.pop(0) if args and "=" not in args[0] else None
-        runs_dir, overrides = split_runs_dir(args)
-        from bnnctl.cli.progress import StudyProgress
-
+        run_dir, runs_dir, overrides = _run_and_overrides(args, need_run=False)
         if run_dir is not None and any(o.startswith("binarize=") for o in overrides):
             from bnnctl.errors import ConfigError
 
             raise ConfigError(
                 "binarize= chooses the random-vector study; a trained run's layers use their own binarizers"
             )
-        cfg = load_geometry("angles", overrides)
         progress = StudyProgress("geometry angles")
         try:
-            result = angles_study(cfg, runs_dir, run_dir, progress)
+            result = angles_study(load_geometry("angles", overrides), runs_dir, run_dir, progress)
         finally:
             progress.close()
-        for path in result.files:
-            say(f"wrote {path}")
-        if json_output:
-            emit_json(
-                {
-                    "folder": str(result.folder),
-                    "notes": result.notes,
-                    "table": json.loads(result.table.to_json(orient="records")),
-                }
-            )
-            return
-        print_frame(
-            result.table, f"geometry angles ({result.notes.get('variant', 'trained weights')}) -> {result.folder}"
-        )
-        for key, value in result.notes.items():
-            out.print(
-                f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}", markup=False, highlight=False
-            )
+        _show(result, f"geometry angles ({result.notes.get('variant', 'trained weights')})", json_output)
 
 
 def _show(result, title: str, json_output: bool) -> None:

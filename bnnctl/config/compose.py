@@ -127,15 +127,21 @@ def _check_values(cfg: TrainConfig) -> None:
             raise ConfigError(message)
 
 
-def _check_registered_names(cfg: TrainConfig) -> None:
-    """Each registry checks the names it owns: fail now, not after the data has loaded."""
+def _check_registered_names(cfg: TrainConfig) -> tuple[Any, Any]:
+    """Each registry checks the names it owns: fail now, not after the data has loaded.
+
+    Returns the (weight, activation) binarizer objects the names resolved to.
+    """
     from bnnctl.data import check_dataset_name
     from bnnctl.nn import check_model_names, make_binarizer
 
-    make_binarizer(cfg.binarize.weights, "binarize.weights")
-    make_binarizer(cfg.binarize.activations, "binarize.activations")
+    binarizers = (
+        make_binarizer(cfg.binarize.weights, "binarize.weights"),
+        make_binarizer(cfg.binarize.activations, "binarize.activations"),
+    )
     check_model_names(cfg.model)
     check_dataset_name(cfg.data.name)
+    return binarizers
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
@@ -145,14 +151,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     binarizers on both mean ``binarized: false``: the two describe one model
     and must have one run id.
     """
-    from bnnctl.nn import make_binarizer
-
     _check_values(cfg)
     b = cfg.binarize
     if not cfg.model.binarized:
         b.weights, b.activations = BinarizerSpec("identity", {}), BinarizerSpec("identity", {})
-    _check_registered_names(cfg)
-    weights, activations = make_binarizer(b.weights), make_binarizer(b.activations)
+    weights, activations = _check_registered_names(cfg)
     if not weights.quantizes and not activations.quantizes:
         cfg.model.binarized = False
     return cfg

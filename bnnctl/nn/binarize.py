@@ -58,6 +58,13 @@ def _cancel_beyond(grad: torch.Tensor, x: torch.Tensor, clip: float | None) -> t
     return grad * (x.abs() <= clip).to(grad.dtype)
 
 
+def _clip_bound(clip: float | None) -> float | None:
+    """A straight-through estimator's bound as its binarizer stores it: a float > 0, or None (never cancel)."""
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be > 0 or null, got {clip}")
+    return None if clip is None else float(clip)
+
+
 class _SignSTE(torch.autograd.Function):
     """Forward sign(x); backward the upstream gradient where |x| <= clip (nothing saved when clip is None)."""
 
@@ -168,9 +175,7 @@ class SteSign(Binarizer):
     clips_latent = True
 
     def __init__(self, clip: float | None = 1.0):
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip must be > 0 or null, got {clip}")
-        self.clip = None if clip is None else float(clip)
+        self.clip = _clip_bound(clip)
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         return _SignSTE.apply(x, self.clip)
@@ -192,9 +197,7 @@ class StochasticSign(Binarizer):
     clips_latent = True
 
     def __init__(self, clip: float | None = 1.0):
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip must be > 0 or null, got {clip}")
-        self.clip = None if clip is None else float(clip)
+        self.clip = _clip_bound(clip)
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         if training:
@@ -254,10 +257,8 @@ class Ternary(Binarizer):
     def __init__(self, threshold_sigma: float = 0.11, clip: float | None = 1.0):
         if not threshold_sigma >= 0:
             raise ValueError(f"threshold_sigma must be >= 0, got {threshold_sigma}")
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip must be > 0 or null, got {clip}")
         self.threshold_sigma = float(threshold_sigma)
-        self.clip = None if clip is None else float(clip)
+        self.clip = _clip_bound(clip)
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
         threshold = self.threshold_sigma * x.detach().std() if x.numel() > 1 else self.threshold_sigma
@@ -305,10 +306,8 @@ class Hadamard(Binarizer):
     def __init__(self, beta: int = 16, clip: float | None = 1.0):
         if isinstance(beta, bool) or not (isinstance(beta, int) and beta >= 1):
             raise ValueError(f"beta must be an integer >= 1, got {beta!r}")
-        if clip is not None and not clip > 0:
-            raise ValueError(f"clip must be > 0 or null, got {clip}")
         self.beta = beta
-        self.clip = None if clip is None else float(clip)
+        self.clip = _clip_bound(clip)
 
     @property
     def bits(self) -> float:  # type: ignore[override]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bnnctl.files import atomic_write_text
 from bnnctl.report.tables import aggregate_seeds, write_latex, write_table
-from bnnctl.runs import Run, Status, cell_run_dir, read_manifest
+from bnnctl.runs import Run, cell_run_dir, read_manifest
 
 METRICS_OF_A_RUN = {  # column -> summary.json key
     "peak_val_acc": "best_val_acc",
@@ -44,7 +44,7 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     for order, cell in enumerate(manifest["cells"]):
         for seed in manifest["grid"]["seeds"]:
             run = Run(cell_run_dir(grid_dir, cell["id"], seed))
-            status = run.status()
+            status, summary = run.status_and_summary()
             row: dict[str, Any] = {
                 "order": order,
                 "cell": cell["label"],
@@ -54,8 +54,7 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
                 "status": status.value,
                 "path": str(run.path),
             }
-            if status is Status.done:
-                summary = run.summary()
+            if summary is not None:
                 row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
             rows.append(row)
     return manifest, pd.DataFrame(rows)
