@@ -96,11 +96,24 @@ def _drop(tree: dict[str, Any], dotted: str) -> None:
     tree.pop(leaf, None)
 
 
+# Keys that change nothing while another key has a value: without dropout, where dropout would sit and
+# whether it stays on at evaluation build the same network, so such runs share an id (and a grid folder).
+INERT_UNLESS = {("model", "dropout"): (0, ("model.dropout_at", "model.dropout_in_eval"))}
+
+
+def _inert_keys(tree: dict[str, Any]) -> list[str]:
+    inert = []
+    for (group, key), (value, keys) in INERT_UNLESS.items():
+        if tree.get(group, {}).get(key) == value:
+            inert += keys
+    return inert
+
+
 def identity(cfg: TrainConfig, without: tuple[str, ...] = ()) -> dict[str, Any]:
     """What makes two runs the same experiment: the values that differ from the schema's defaults."""
     value = _canonical_binarizers(to_container(cfg))
     default = _canonical_binarizers(to_container(type(cfg)()))
-    for key in (*NOT_IDENTITY, *without):
+    for key in (*NOT_IDENTITY, *without, *_inert_keys(value)):
         _drop(value, key)
         _drop(default, key)
     diff = _diff(value, default)

@@ -74,7 +74,7 @@ def test_clip_dropout_cells_come_in_the_reports_order_with_its_values():
     assert "train.weight_clip=true" in cells[4].overrides and "model.dropout=0.5" in cells[4].overrides
 
 
-@pytest.mark.parametrize("name", ["clip_dropout", "regularized", "width"])
+@pytest.mark.parametrize("name", ["clip_dropout", "regularized", "width", "clip_dropout_report"])
 def test_every_shipped_grid_plans_every_cell(name):
     plan = plan_grid(load_grid(name, ["ablation.seeds=[0]"]), ["debug=tiny"])
     assert len({c.cell_id for c in plan.cells}) == len(plan.cells) >= 2

@@ -135,10 +135,12 @@ def test_stochastic_is_deterministic_sign_at_evaluation_and_random_in_training()
 def test_config_specs_select_binarizers_and_bad_specs_name_the_key():
     assert make_binarizer({"name": "ste_sign", "params": {"clip": None}}) == SteSign(clip=None)
     assert make_binarizer("ste_sign") == SteSign()
-    assert default_params("ste_sign") == {"clip": 1.0}
+    assert default_params("ste_sign") == {"clip": 1.0, "sign_zero": 1}
     with pytest.raises(ConfigError, match=r"binarize.weights.name: unknown binarizer 'sgn' \(known: .*ste_sign"):
         make_binarizer({"name": "sgn"}, "binarize.weights")
-    with pytest.raises(ConfigError, match=r"binarize.weights.params.beta: not a parameter of ste_sign \(known: clip;"):
+    with pytest.raises(
+        ConfigError, match=r"binarize.weights.params.beta: not a parameter of ste_sign \(known: clip, sign_zero;"
+    ):
         make_binarizer({"name": "ste_sign", "params": {"beta": 4}}, "binarize.weights")
     with pytest.raises(ConfigError, match=r"binarize.activations.params: clip must be > 0"):
         make_binarizer({"name": "ste_sign", "params": {"clip": -1}}, "binarize.activations")

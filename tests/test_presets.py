@@ -34,4 +34,4 @@ def test_every_grid_file_runs_every_cell_on_tiny_data(grid, tmp_path):
     plan = plan_grid(load_grid(grid, ["ablation.seeds=[0]"]), ["debug=tiny", *SHORT[:2], f"runs_dir={tmp_path}"])
     result = run_grid(plan, load_launcher(["launcher=inline"]))
     assert result.ok, result.failed
-    assert len(result.done) == len(plan.cells) >= 2
+    assert len(result.done) == len({c.cell_id for c in plan.cells}) >= 2  # listed cells may share runs

@@ -1,4 +1,4 @@
-"""``bnnctl ablate grid`` and ``bnnctl ablate table``."""
+"""``bnnctl ablate grid``, ``bnnctl ablate table`` and ``bnnctl ablate compare``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from bnnctl.cli.app import ablate_app
 from bnnctl.cli.common import EXIT_CELLS_FAILED, JSON_HELP, emit_json, errors, options, out, print_frame, say
+from bnnctl.errors import ConfigError
 
 
 def _print_grid_table(results: dict[str, Any], title: str) -> None:
@@ -62,6 +63,10 @@ def ablate_grid(
         finally:
             observer.close()
         results = write_grid_results(plan.grid_dir)
+        if result.shared:
+            say(
+                f"{len(result.shared)} runs copied from other grids' finished twins (shared_from.txt names each source)"
+            )
         for path in results["files"]:
             say(f"wrote {path}")
         failed = [{"cell": t.cell.label, "seed": t.seed, "run_dir": t.run_dir, "error": e} for t, e in result.failed]
@@ -72,6 +77,7 @@ def ablate_grid(
                     "grid_dir": str(plan.grid_dir),
                     "runs": len(plan.tasks),
                     "skipped": len(result.skipped),
+                    "shared": [{"run_dir": t.run_dir, "from": str(src)} for t, src in result.shared],
                     "trained": len(result.done),
                     "failed": failed,
                     "table": _grid_json(results),
@@ -104,3 +110,35 @@ def ablate_table(
             )
         else:
             _print_grid_table(results, f"grid {results['manifest']['grid']['name']} ({grid_dir})")
+
+
+@ablate_app.command("compare")
+def ablate_compare(
+    grid_dirs: List[Path] = typer.Argument(
+        ..., help="Two or more grid folders; cells are matched by label, in the first grid's order.", show_default=False
+    ),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for comparison.{csv,md,tex,png}."),
+    metric: str = typer.Option("peak_val_acc", help="A column of the grid tables (peak_val_acc, final_test_acc, ...)."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Grids side by side (e.g. the report's recipe beside a correct BNN) with the published values."""
+    with errors():
+        from bnnctl.report.compare import write_comparison
+        from bnnctl.report.grid_tables import METRICS_OF_A_RUN
+
+        if metric not in METRICS_OF_A_RUN:
+            raise ConfigError(f"--metric must be one of {', '.join(METRICS_OF_A_RUN)}, got {metric!r}")
+        results = write_comparison(grid_dirs, out_dir, metric)
+        for path in results["files"]:
+            say(f"wrote {path}")
+        if json_output:
+            emit_json(
+                {
+                    "grids": results["grids"],
+                    "metric": metric,
+                    "table": json.loads(results["table"].to_json(orient="records")),
+                    "files": [str(p) for p in results["files"]],
+                }
+            )
+        else:
+            print_frame(results["display"], f"{metric} by cell")

@@ -28,13 +28,14 @@ from bnnctl.config.schema import (
     OptimizerConfig,
     TrainConfig,
 )
-from bnnctl.config.sweep import AblationConfig, AxisConfig, LauncherConfig, load_grid, load_launcher
+from bnnctl.config.sweep import AblationConfig, AxisConfig, CellSpec, LauncherConfig, load_grid, load_launcher
 
 __all__ = [
     "CONFIG_GROUPS",
     "DEFAULT_RUNS_DIR",
     "AblationConfig",
     "AxisConfig",
+    "CellSpec",
     "BinarizeConfig",
     "BinarizerSpec",
     "DataConfig",

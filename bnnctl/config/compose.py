@@ -112,6 +112,10 @@ def _check_values(cfg: TrainConfig) -> None:
         (m.width >= 1 and m.depth >= 1, f"model.width and model.depth must be >= 1, got {m.width} and {m.depth}"),
         (m.width_mult > 0, f"model.width_mult must be > 0, got {m.width_mult}"),
         (
+            m.linear_backward == "binarized" or m.arch == "mlp",
+            f"model.linear_backward=real is for the mlp architecture, got model.arch={m.arch}",
+        ),
+        (
             d.augment_rotation >= 0 and d.augment_shift >= 0,
             f"data.augment_rotation and data.augment_shift must be >= 0, got {d.augment_rotation} and {d.augment_shift}",
         ),

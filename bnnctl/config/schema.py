@@ -38,6 +38,37 @@ class Init(enum.StrEnum):
 class PixelRange(enum.StrEnum):
     symmetric = "symmetric"  # [-1, 1], as the BNN code
     positive = "positive"  # [0, 1], as torchvision's ToTensor
+    normalized = "normalized"  # (x - 0.1307) / 0.3081 of [0, 1]: ToTensor + Normalize with MNIST's mean, std
+
+
+class ValidateOn(enum.StrEnum):
+    holdout = "holdout"  # the last data.val_size training examples (the BNN code's split)
+    test = "test"  # the test split, training on every training example (the ablation report's code)
+
+
+class DropoutAt(enum.StrEnum):
+    after_sign = "after_sign"  # BN -> sign -> dropout: a dropped unit enters the next layer as 0 (Theano BNN)
+    before_sign = "before_sign"  # BN -> dropout -> sign: the next layer's sign sees the 0 (the report's code)
+
+
+class ModelOutput(enum.StrEnum):
+    logits = "logits"  # the last layer's outputs go into the loss
+    softmax_twice = "softmax_twice"  # a Softmax, then cross-entropy's own softmax (the report's code)
+
+
+class LinearBackward(enum.StrEnum):
+    binarized = "binarized"  # F.linear's gradient at the binarized operands, then each binarizer's surrogate
+    real = "real"  # F.linear's gradient at the latent W and the real input: g @ W, g^T @ x (the report's BLU)
+
+
+class ClipAt(enum.StrEnum):
+    after_step = "after_step"  # clamp latent weights after optimizer.step (the BNN code)
+    before_step = "before_step"  # clamp between backward and step: the step may leave [-1, 1] (the report's code)
+
+
+class GradClipMode(enum.StrEnum):
+    elementwise = "elementwise"  # clamp every gradient element to [-1, 1]
+    zero_positive = "zero_positive"  # set every positive weight and bias gradient of the binary layers to 0 (report)
 
 
 class Schedule(enum.StrEnum):
@@ -73,11 +104,17 @@ class ModelConfig:
     bias: bool = True
     binarize_bias: bool = True  # the weight binarizer on biases too (the Binary Linear Unit)
     nonlinearity: str = "none"  # nn.models.NONLINEARITIES, before the activation binarizer
-    dropout: float = 0.0  # after each hidden block
+    dropout: float = 0.0  # in each hidden block (where: dropout_at)
+    dropout_at: DropoutAt = DropoutAt.after_sign
+    dropout_in_eval: bool = False  # dropout also at evaluation (F.dropout's training=True, as PyTorch >= 1.0)
+    input_batch_norm: bool = False  # BatchNorm1d over the flattened image before the first layer
     input_dropout: float = 0.0
     first_layer_weights: LayerPrecision = LayerPrecision.binary
     first_layer_input: InputPrecision = InputPrecision.real
     last_layer_weights: LayerPrecision = LayerPrecision.binary
+    float_head: bool = False  # a full-precision Linear(classes, classes) after the last layer (the report's code)
+    output: ModelOutput = ModelOutput.logits
+    linear_backward: LinearBackward = LinearBackward.binarized  # mlp only
     loss: str = "cross_entropy"  # nn.losses.LOSSES
     init: Init = Init.torch
 
@@ -96,7 +133,8 @@ class DataConfig:
     name: str = MISSING  # data.DATASETS: mnist | fashion_mnist | cifar10 | synthetic
     root: Optional[str] = None  # default: $BNNCTL_DATA, else ./data
     download: bool = True
-    val_size: int = 10000  # last examples of the training set
+    val_size: int = 10000  # last examples of the training set (validate_on=holdout)
+    validate_on: ValidateOn = ValidateOn.holdout
     pixel_range: PixelRange = PixelRange.symmetric
     num_classes: int = 10  # synthetic only (real datasets know theirs)
     synthetic_train: int = 2000
@@ -126,8 +164,10 @@ class OptimizerConfig:
 class LoopConfig:
     epochs: int = 15
     batch_size: int = 100
-    weight_clip: bool = False  # clip latent weights to [-1, 1] after each step (where the binarizer asks)
-    grad_clip: bool = False  # clip every gradient element to [-1, 1] before each step
+    weight_clip: bool = False  # clip latent weights to [-1, 1] (where the binarizer asks; when: weight_clip_at)
+    weight_clip_at: ClipAt = ClipAt.after_step
+    grad_clip: bool = False  # change gradients before each step, as grad_clip_mode says
+    grad_clip_mode: GradClipMode = GradClipMode.elementwise
     eval_every: int = 0  # validation accuracy every N iterations (0: per epoch only)
     eval_batch_size: int = 1000
     max_steps_per_epoch: int = 0  # 0: full epochs (tests and debug use small numbers)

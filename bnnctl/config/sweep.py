@@ -37,6 +37,17 @@ class AxisConfig:
 
 
 @dataclass
+class CellSpec:
+    """A listed cell: a label and the overrides that make it (crossed with the grid's axes, if any)."""
+
+    label: str = MISSING
+    overrides: list[str] = field(default_factory=list)
+    values: dict[str, list[Any]] = field(default_factory=dict)  # axis key -> this cell's own values for that axis
+    compare_to: Optional[str] = None  # attribution: the listed cell this one changes (default: the first)
+    note: str = ""  # what the change is, in words (tables show it)
+
+
+@dataclass
 class ReferenceConfig:
     """Published numbers to print beside each cell (keyed by cell label)."""
 
@@ -51,6 +62,7 @@ class AblationConfig:
     description: str = ""
     fixed: list[str] = field(default_factory=list)  # overrides every cell gets, before the axes
     axes: list[AxisConfig] = field(default_factory=list)
+    cells: list[CellSpec] = field(default_factory=list)  # listed cells (one change at a time), crossed with axes
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline_label: str = "none"  # label of the cell with every axis at its first value
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
@@ -124,7 +136,7 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
     )
     keys = [a.key for a in grid.axes]
     checks = [
-        (bool(grid.axes), f"grid {grid.name!r} has no axes"),
+        (bool(grid.axes or grid.cells), f"grid {grid.name!r} has neither axes nor cells"),
         (len(set(keys)) == len(keys), f"grid {grid.name!r} lists an axis twice: {keys}"),
         (all(len(a.values) >= 1 for a in grid.axes), f"grid {grid.name!r} has an axis without values"),
         (
@@ -141,10 +153,43 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
             f"ablation.name must be a plain folder name (letters, digits, _ . -), got {grid.name!r}",
         ),
     ]
-    for ok, message in checks:
+    for ok, message in checks + _cell_checks(grid):
         if not ok:
             raise ConfigError(message)
     return grid
+
+
+def _cell_checks(grid: AblationConfig) -> list[tuple[bool, str]]:
+    """Listed cells: distinct labels, overrides that leave the axes alone, own values that fit their axis."""
+    labels = [c.label for c in grid.cells]
+    axes = {a.key: a for a in grid.axes}
+    checks = [
+        (len(set(labels)) == len(labels), f"grid {grid.name!r} lists a cell label twice: {labels}"),
+        (
+            all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=-]*", label) for label in labels),
+            f"grid {grid.name!r}: cell labels must be letters, digits, _ . = - (no '+', which joins axis labels), "
+            f"got {labels}",
+        ),
+    ]
+    for cell in grid.cells:
+        where = f"cell {cell.label!r} of grid {grid.name!r}"
+        set_keys = [o.partition("=")[0].lstrip("+~") for o in cell.overrides]
+        checks += [
+            (all("=" in o for o in cell.overrides), f"{where}: overrides must be key=value, got {cell.overrides}"),
+            (
+                not set(set_keys) & set(axes) and "train.seed" not in set_keys,
+                f"{where} overrides an axis or the seed ({set_keys}): give its own axis values in `values:`",
+            ),
+            (
+                all(k in axes and len(v) == len(axes[k].values) for k, v in cell.values.items()),
+                f"{where}: `values:` must name axes of the grid, with as many values as the axis",
+            ),
+            (
+                cell.compare_to is None or cell.compare_to in labels,
+                f"{where}: compare_to {cell.compare_to!r} is not a listed cell",
+            ),
+        ]
+    return checks
 
 
 def load_launcher(overrides: list[str] = ()) -> LauncherConfig:

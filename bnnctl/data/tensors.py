@@ -4,7 +4,8 @@ Small image datasets fit in memory many times over, so instead of a DataLoader
 with worker processes we hold each split as one tensor and batch by indexing:
 no per-sample Python, no copies between processes, and the same code on a GPU.
 
-Pixels are scaled to [-1, 1] (``data.pixel_range=symmetric``) or [0, 1] (``positive``).
+Pixels are scaled to [-1, 1] (``data.pixel_range=symmetric``), [0, 1]
+(``positive``) or standardised with MNIST's mean and std (``normalized``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,14 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
 
-PIXEL_BOUNDS = {"symmetric": (-1.0, 1.0), "positive": (0.0, 1.0)}
+# torchvision's Normalize((0.1307,), (0.3081,)) after ToTensor: MNIST's pixel mean and std, which the
+# ablation report's code applies (to MNIST; on Fashion-MNIST its code would apply the same constants).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+PIXEL_BOUNDS = {
+    "symmetric": (-1.0, 1.0),
+    "positive": (0.0, 1.0),
+    "normalized": (-MNIST_MEAN / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD),
+}
 PIXEL_RANGES = tuple(PIXEL_BOUNDS)
 
 
@@ -65,9 +73,14 @@ def scale_pixels(images: np.ndarray, pixel_range: str = "symmetric") -> torch.Te
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
     if pixel_range == "symmetric":
         return x.float().div_(127.5).sub_(1.0).contiguous()
-    if pixel_range == "positive":
-        return x.float().div_(255.0).contiguous()
+    if pixel_range in ("positive", "normalized"):
+        return from_unit_range(x.float().div_(255.0), pixel_range).contiguous()
     raise ConfigError(f"data.pixel_range must be one of {', '.join(PIXEL_RANGES)}, got {pixel_range!r}")
+
+
+def from_unit_range(x: torch.Tensor, pixel_range: str) -> torch.Tensor:
+    """Values in [0, 1] -> ``positive`` (unchanged) or ``normalized`` ((x - mean) / std, in place)."""
+    return x if pixel_range == "positive" else x.sub_(MNIST_MEAN).div_(MNIST_STD)
 
 
 def split_validation(train: Split, val_size: int) -> tuple[Split, Split | None]:
@@ -83,7 +96,7 @@ def split_validation(train: Split, val_size: int) -> tuple[Split, Split | None]:
 def make_synthetic(cfg: DataConfig) -> dict[str, Split]:
     """Noisy copies of one random +-1 prototype per class: learnable in seconds, by binary nets too.
 
-    Values lie in [-1, 1] (``pixel_range=symmetric``) or are mapped to [0, 1] (``positive``).
+    Values lie in [-1, 1] (``pixel_range=symmetric``) or are mapped to [0, 1] (``positive``, then ``normalized``).
     """
     g = torch.Generator().manual_seed(cfg.synthetic_seed)
     shape = tuple(cfg.synthetic_shape)
@@ -93,7 +106,7 @@ def make_synthetic(cfg: DataConfig) -> dict[str, Split]:
         y = torch.randint(0, cfg.num_classes, (n,), generator=g)
         noise = torch.randn((n, *shape), generator=g) * cfg.synthetic_noise
         x = (prototypes[y] * 0.5 + noise).clamp(-1, 1)
-        splits[split] = Split(x if cfg.pixel_range == "symmetric" else (x + 1) / 2, y)
+        splits[split] = Split(x if cfg.pixel_range == "symmetric" else from_unit_range((x + 1) / 2, cfg.pixel_range), y)
     return splits
 
 
@@ -108,9 +121,14 @@ def load_dataset(cfg: DataConfig, device: torch.device | str = "cpu") -> Dataset
             for s, (x, y) in arrays.items()
         }
         num_classes = int(splits["train"].y.max()) + 1
-    train, val = split_validation(splits["train"], cfg.val_size)
+    if cfg.validate_on == "test":  # the report's code: every training example trains, "validation" is the test split
+        train, val = splits["train"], splits["test"]
+    else:
+        train, val = split_validation(splits["train"], cfg.val_size)
     move = lambda s: None if s is None else Split(s.x.to(device), s.y.to(device))  # noqa: E731
-    return Dataset(cfg.name, move(train), move(val), move(splits["test"]), num_classes, source)
+    test = move(splits["test"])
+    val = test if val is splits["test"] else move(val)  # validate_on=test: the same tensors, evaluated once
+    return Dataset(cfg.name, move(train), val, test, num_classes, source)
 
 
 def iterate_batches(

@@ -1,7 +1,15 @@
 """Networks: binarizers (objects), binary layers, the studies' models, losses, size accounting."""
 
 from bnnctl.nn.binarize import BINARIZERS, IDENTITY, Binarizer, OutputSet, make_binarizer, sign
-from bnnctl.nn.layers import Binarize, BinaryConv2d, BinaryLinear, binary_layers, clippable_parameters
+from bnnctl.nn.layers import (
+    Binarize,
+    BinaryConv2d,
+    BinaryLinear,
+    EvalDropout,
+    binary_layers,
+    clippable_parameters,
+    quantized_parameters,
+)
 from bnnctl.nn.losses import LOSSES, get_loss
 from bnnctl.nn.models import ARCHITECTURES, build_model, check_model_names
 from bnnctl.nn.size import model_size_bytes
@@ -15,6 +23,7 @@ __all__ = [
     "Binarizer",
     "BinaryConv2d",
     "BinaryLinear",
+    "EvalDropout",
     "OutputSet",
     "binary_layers",
     "build_model",
@@ -23,5 +32,6 @@ __all__ = [
     "get_loss",
     "make_binarizer",
     "model_size_bytes",
+    "quantized_parameters",
     "sign",
 ]

@@ -46,6 +46,18 @@ def sign(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, one, -one)
 
 
+def sign_with_zero(x: torch.Tensor, zero: int) -> torch.Tensor:
+    """sign(x) with sign(0) = ``zero``: +1 (``sign``, exactly +-1) or 0 (``torch.sign``, values in {-1, 0, +1})."""
+    return sign(x) if zero == 1 else torch.sign(x)
+
+
+def _sign_zero(value: Any) -> int:
+    """The value a sign binarizer gives 0: 1 or 0 (checked, as ``__init__`` stores it)."""
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ValueError(f"sign_zero must be 1 (sign(0) = +1) or 0 (torch.sign), got {value!r}")
+    return int(value)
+
+
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """clip((x + 1) / 2, 0, 1): the probability of +1 in stochastic binarization."""
     return ((x + 1) / 2).clamp(0, 1)
@@ -66,21 +78,21 @@ def _clip_bound(clip: float | None) -> float | None:
 
 
 class _SignSTE(torch.autograd.Function):
-    """Forward sign(x); backward the upstream gradient where |x| <= clip (nothing saved when clip is None)."""
+    """Forward sign(x) (sign(0) = zero); backward the upstream gradient where |x| <= clip (nothing saved for None)."""
 
     @staticmethod
-    def forward(ctx, x, clip):
+    def forward(ctx, x, clip, zero=1):
         ctx.clip = clip
         if clip is not None:
             ctx.save_for_backward(x)
-        return sign(x)
+        return sign_with_zero(x, zero)
 
     @staticmethod
     def backward(ctx, grad):
         if ctx.clip is None:
-            return grad, None
+            return grad, None, None
         (x,) = ctx.saved_tensors
-        return _cancel_beyond(grad, x, ctx.clip), None
+        return _cancel_beyond(grad, x, ctx.clip), None, None
 
 
 class _StochasticSignSTE(torch.autograd.Function):
@@ -164,21 +176,32 @@ class SteSign(Binarizer):
     Surrogate gradient: the upstream gradient where |x| <= clip, 0 elsewhere
     (the gradient of hard tanh for clip = 1); ``clip: null`` passes it
     everywhere unchanged (the identity straight-through estimator).
+    ``sign_zero: 0`` maps 0 to 0 as ``torch.sign`` does (the ablation report's
+    code): its outputs are then {-1, 0, +1}, which is not binary, and where
+    dropout zeroes a unit before the sign, the zero reaches the next layer.
     Source: Courbariaux, Hubara et al. 2016 (arXiv 1602.02830), eq. 4, for
     activations (clip 1); the authors' Theano code updates latent weights with
     the unmasked gradient (BinaryConnect), which is ``clip: null``.
     """
 
     name = "ste_sign"
-    output = OutputSet.BINARY
-    bits = 1
     clips_latent = True
 
-    def __init__(self, clip: float | None = 1.0):
+    def __init__(self, clip: float | None = 1.0, sign_zero: int = 1):
         self.clip = _clip_bound(clip)
+        self.sign_zero = _sign_zero(sign_zero)
+
+    @property
+    def output(self) -> OutputSet:  # type: ignore[override]
+        return OutputSet.BINARY if self.sign_zero == 1 else OutputSet.TERNARY
+
+    @property
+    def bits(self) -> float:  # type: ignore[override]
+        """1 for +-1; a sign that can give 0 has three levels, stored as 2 bits."""
+        return 1 if self.sign_zero == 1 else 2
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        return _SignSTE.apply(x, self.clip)
+        return _SignSTE.apply(x, self.clip, self.sign_zero)
 
 
 @register

@@ -35,6 +35,18 @@ class Binarize(nn.Module):
         return repr(self.binarizer)
 
 
+class EvalDropout(nn.Dropout):
+    """Dropout that stays on at evaluation: ``F.dropout(x, p)`` with its default ``training=True``.
+
+    What a functional ``F.dropout(x)`` call in a module's forward does from
+    PyTorch 1.0 on (in 0.3/0.4 its default was ``training=False``: a no-op).
+    Source: the ablation report's commit 68757d3 (REFERENCE 4b).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.p, training=True)
+
+
 class _BinaryMixin:
     """What BinaryLinear and BinaryConv2d share: a weight and an input binarizer, an optionally binary bias."""
 
@@ -74,8 +86,36 @@ class _BinaryMixin:
         )
 
 
+class _RealOperandLinear(torch.autograd.Function):
+    """Forward F.linear(x_b, W_b, b_b); backward as if it were F.linear(x, W, b) at the real operands.
+
+    Shapes: x, x_b (N, in); W, W_b (out, in); b, b_b (out,) or None; grad (N, out).
+    Backward: grad_x = grad @ W, grad_W = grad^T @ x, grad_b = sum_N grad, with
+    the latent W and the layer's real input x (before its input binarizer):
+    the ablation report's Binary Linear Unit, whose straight-through estimator
+    is the identity for both signs. No binarizer's surrogate gradient is used.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, x_b, weight_b, bias_b):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x_b, weight_b, bias_b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad_bias = grad.sum(0) if ctx.has_bias else None
+        return grad @ weight, grad.t() @ x, grad_bias, None, None, None
+
+
 class BinaryLinear(_BinaryMixin, nn.Linear):
-    """y = b_in(x) @ b_w(W)^T + bias, with b_w, b_in binarizer objects (identity keeps full precision)."""
+    """y = b_in(x) @ b_w(W)^T + bias, with b_w, b_in binarizer objects (identity keeps full precision).
+
+    ``real_backward``: the gradient is F.linear's at the real operands (see
+    ``_RealOperandLinear``) instead of at the binarized ones passed back
+    through each binarizer's surrogate gradient.
+    """
 
     def __init__(
         self,
@@ -85,12 +125,21 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         weight_binarizer: Any = WEIGHT_SIGN,
         input_binarizer: Any = IDENTITY,
         binarize_bias: bool = False,
+        real_backward: bool = False,
     ):
         super().__init__(in_features, out_features, bias=bias)
         self._setup_binarizers(weight_binarizer, input_binarizer, binarize_bias)
+        self.real_backward = real_backward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.real_backward and torch.is_grad_enabled():
+            with torch.no_grad():
+                x_b, w_b, b_b = self.binary_input(x), self.binary_weight(), self.binary_bias()
+            return _RealOperandLinear.apply(x, self.weight, self.bias, x_b, w_b, b_b)
         return F.linear(self.binary_input(x), self.binary_weight(), self.binary_bias())
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", real_backward=True" if self.real_backward else "")
 
 
 class BinaryConv2d(_BinaryMixin, nn.Conv2d):
@@ -123,6 +172,11 @@ def quantized_layers(model: nn.Module) -> list[nn.Module]:
 def binary_layers(model: nn.Module) -> list[nn.Module]:
     """Layers whose computing weights are exactly +-1 (what packed export may turn into bits)."""
     return [m for m in model.modules() if isinstance(m, _BinaryMixin) and m.has_binary_weights]
+
+
+def quantized_parameters(model: nn.Module) -> list[torch.Tensor]:
+    """The weights and biases of the quantized layers (what the report's gradient "clip" acts on)."""
+    return [p for layer in quantized_layers(model) for p in (layer.weight, layer.bias) if p is not None]
 
 
 def clippable_parameters(model: nn.Module) -> list[torch.Tensor]:

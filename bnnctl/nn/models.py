@@ -8,7 +8,10 @@ YAML files rather than the code. Each hidden block is
     BinaryLinear -> [BatchNorm] -> [nonlinearity] -> activation binarizer -> [Dropout]
 
 which is the Theano BNN order (dense -> BN -> sign -> dropout): dropout acts
-on the binary activations, as in the paper's MNIST MLP.
+on the binary activations, as in the paper's MNIST MLP. ``model.dropout_at=
+before_sign`` is the ablation report's order (BN -> dropout, the sign done by
+the next layer on its input), and ``blu_report`` adds the rest of that code's
+network: batch norm of the input, a float Linear(10, 10) and a softmax.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch.nn as nn
 
 from bnnctl.errors import ConfigError
 from bnnctl.nn.binarize import IDENTITY, Binarizer, make_binarizer
-from bnnctl.nn.layers import Binarize, BinaryConv2d, BinaryLinear, quantized_layers
+from bnnctl.nn.layers import Binarize, BinaryConv2d, BinaryLinear, EvalDropout, quantized_layers
 from bnnctl.nn.losses import LOSSES
 
 if TYPE_CHECKING:
@@ -39,48 +42,73 @@ def _layer_binarizer(precision: str, binarizer: Binarizer) -> Binarizer:
     return binarizer if precision == "binary" else IDENTITY
 
 
-def _hidden_block(
-    m: ModelConfig, in_features: int, weights: Binarizer, inputs: Binarizer, activations: Binarizer
-) -> list[nn.Module]:
-    block: list[nn.Module] = [
-        BinaryLinear(
-            in_features,
-            m.width,
-            bias=m.bias,
-            weight_binarizer=weights,
-            input_binarizer=inputs,
-            binarize_bias=m.binarize_bias,
-        )
-    ]
+def _dropout(m: ModelConfig) -> list[nn.Module]:
+    if m.dropout == 0:
+        return []
+    return [EvalDropout(m.dropout) if m.dropout_in_eval else nn.Dropout(m.dropout)]
+
+
+def _hidden_block(m: ModelConfig, layer: BinaryLinear, activations: Binarizer) -> list[nn.Module]:
+    """layer -> [BN] -> [nonlinearity], then the activation sign and dropout in ``m.dropout_at``'s order.
+
+    ``before_sign`` leaves the sign to the next layer's input binarizer, so that
+    a layer with ``linear_backward=real`` sees its input before the sign.
+    """
+    block: list[nn.Module] = [layer]
     if m.batch_norm:
         block.append(nn.BatchNorm1d(m.width, eps=m.bn_eps, momentum=m.bn_momentum))
     if m.nonlinearity != "none":
         block.append(NONLINEARITIES[m.nonlinearity]())
+    if m.dropout_at == "before_sign":
+        return block + _dropout(m)
     if activations.quantizes:
         block.append(Binarize(activations))
-    if m.dropout > 0:
-        block.append(nn.Dropout(m.dropout))
-    return block
+    return block + _dropout(m)
+
+
+def _output_head(m: ModelConfig, num_classes: int) -> list[nn.Module]:
+    """[BN] -> [float Linear(C, C)] -> [Softmax]: what follows the last binary layer."""
+    head: list[nn.Module] = []
+    if m.last_batch_norm:
+        head.append(nn.BatchNorm1d(num_classes, eps=m.bn_eps, momentum=m.bn_momentum))
+    if m.float_head:
+        head.append(nn.Linear(num_classes, num_classes))
+    if m.output == "softmax_twice":
+        head.append(nn.Softmax(dim=1))  # cross-entropy then takes a softmax of these probabilities
+    return head
 
 
 def build_mlp(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    """An MLP with ``m.depth`` hidden layers of ``m.width`` units."""
+    """An MLP with ``m.depth`` hidden layers of ``m.width`` units. Shapes: (N, C, H, W) -> (N, num_classes)."""
     weights = make_binarizer(b.weights, "binarize.weights")
     activations = make_binarizer(b.activations, "binarize.activations")
+    in_features = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]
+    if m.input_batch_norm:
+        layers.append(nn.BatchNorm1d(in_features, eps=m.bn_eps, momentum=m.bn_momentum))
     if m.input_dropout > 0:
         layers.append(nn.Dropout(m.input_dropout))
-    in_features = math.prod(input_shape)
-    for i in range(m.depth):
+    sign_in_layer = m.dropout_at == "before_sign"  # the sign of a hidden activation happens in the next layer
+
+    def linear(i: int, n_in: int, n_out: int, layer_weights: Binarizer) -> BinaryLinear:
         first = i == 0
-        layer_weights = _layer_binarizer(m.first_layer_weights, weights) if first else weights
-        inputs = activations if first and m.first_layer_input == "binary" else IDENTITY
-        layers += _hidden_block(m, in_features if first else m.width, layer_weights, inputs, activations)
-    last = _layer_binarizer(m.last_layer_weights, weights)
-    layers.append(BinaryLinear(m.width, num_classes, bias=m.bias, weight_binarizer=last, binarize_bias=m.binarize_bias))
-    if m.last_batch_norm:
-        layers.append(nn.BatchNorm1d(num_classes, eps=m.bn_eps, momentum=m.bn_momentum))
-    return nn.Sequential(*layers)
+        takes_sign = m.first_layer_input == "binary" if first else sign_in_layer
+        return BinaryLinear(
+            n_in,
+            n_out,
+            bias=m.bias,
+            weight_binarizer=layer_weights,
+            input_binarizer=activations if takes_sign else IDENTITY,
+            binarize_bias=m.binarize_bias,
+            real_backward=m.linear_backward == "real",
+        )
+
+    for i in range(m.depth):
+        layer_weights = _layer_binarizer(m.first_layer_weights, weights) if i == 0 else weights
+        layer = linear(i, in_features if i == 0 else m.width, m.width, layer_weights)
+        layers += _hidden_block(m, layer, activations)
+    layers.append(linear(m.depth, m.width, num_classes, _layer_binarizer(m.last_layer_weights, weights)))
+    return nn.Sequential(*layers, *_output_head(m, num_classes))
 
 
 # The BNN paper's CIFAR-10 network (Courbariaux, Hubara et al. 2016; the net Anderson & Berg study):

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from bnnctl.files import atomic_write_text
+from bnnctl.report.attribution import write_attribution
 from bnnctl.report.tables import aggregate_seeds, write_latex, write_table
 from bnnctl.runs import Run, cell_run_dir, read_manifest
 
@@ -60,9 +61,15 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return manifest, pd.DataFrame(rows)
 
 
+def setting_keys(manifest: dict[str, Any]) -> list[str]:
+    """The columns that say what a cell is: ``change`` (listed cells) and the axes' keys."""
+    listed = ["change"] if (manifest["grid"].get("cells") or []) else []
+    return listed + [axis["key"] for axis in manifest["grid"]["axes"]]
+
+
 def cell_table(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: mean, std and 95% t-interval of each metric over its finished seeds, and the reference."""
-    settings = [axis["key"] for axis in manifest["grid"]["axes"]]
+    settings = setting_keys(manifest)
     done = per_seed[per_seed["status"] == "done"]
     metrics = list(METRICS_OF_A_RUN)
     table = aggregate_seeds(done, ["order", "cell", "cell_id", *settings], metrics)
@@ -94,6 +101,8 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
     axes = manifest["grid"]["axes"]
     reference = manifest["grid"].get("reference") or {}
     shown = pd.DataFrame({"cell": table["cell"]})
+    if "change" in table:
+        shown["change"] = table["change"]
     for axis in axes:
         switch = all(isinstance(v, bool) for v in axis["values"])  # on/off axes go by their short label
         header = (axis.get("short") or axis["key"]) if switch else axis["key"].rsplit(".", 1)[-1]
@@ -138,6 +147,7 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     curves = plot_grid_curves(_curves(manifest, per_seed), grid_dir / "curves.png", manifest)
     if curves is not None:
         files.append(curves)
+    files += write_attribution(grid_dir, manifest, per_seed)  # grids of listed cells x one on/off axis
     return {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
 
 

@@ -100,3 +100,56 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_attribution(table: Any, path: Path, axis_name: str, reference: str) -> Path:
+    """Two panels of horizontal bars: each change's effect on the accuracy with the axis off, and on its gap.
+
+    Error bars are the 95% Welch intervals; a change whose off cell shares its
+    reference's runs has no bar on the left (it is zero by construction).
+    """
+    n = len(table)
+    fig, (ax_off, ax_gap) = plt.subplots(1, 2, figsize=(11, 0.42 * n + 1.6), sharey=True)
+    y = list(range(n))[::-1]
+    for ax, column, title in (
+        (ax_off, "effect_off", f"effect on peak accuracy, {axis_name} off"),
+        (ax_gap, "effect_gap", f"effect on the {axis_name} gap (on - off)"),
+    ):
+        values = table[column] * 100
+        errors = (table[f"{column}_ci"] * 100).fillna(0)
+        colors = ["tab:red" if v < 0 else "tab:blue" for v in values.fillna(0)]
+        ax.barh(y, values.fillna(0), xerr=errors, color=colors, alpha=0.75, capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set(title=title, xlabel=f"points vs {reference} (or 'vs')")
+        ax.grid(axis="x", alpha=0.3)
+    ax_off.set_yticks(y, table["change"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(table: Any, info: dict[str, Any], path: Path) -> Path:
+    """Grouped bars per cell: each grid's mean with its 95% interval, the published value as a black tick."""
+    import numpy as np
+
+    grids = info["grids"]
+    x = np.arange(len(table))
+    width = 0.8 / len(grids)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(table) + 2), 4))
+    for i, name in enumerate(grids):
+        mean = table[f"{name}_mean"].to_numpy(dtype=float) * 100
+        low = table[f"{name}_ci_lo"].to_numpy(dtype=float) * 100
+        err = np.nan_to_num(mean - low)
+        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(mean), width, yerr=err, capsize=2, label=name, alpha=0.8)
+    if info["reference"]:
+        ref = table["reference"].to_numpy(dtype=float) * 100
+        ax.scatter(x, ref, marker="_", s=900, color="black", zorder=3, label=f"published ({info['reference']})")
+    ax.set_xticks(x, table["cell"], rotation=30, ha="right")
+    ax.set(ylabel=f"{info['metric']} (%)", ylim=(0, 100))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -60,7 +60,8 @@ def aggregate_seeds(
             mean, std, lo, hi = t_interval(group[metric], confidence)
             row.update({f"{metric}_mean": mean, f"{metric}_std": std, f"{metric}_ci_lo": lo, f"{metric}_ci_hi": hi})
         rows.append(row)
-    return pd.DataFrame(rows)
+    stats = [f"{m}_{s}" for m in metrics for s in ("mean", "std", "ci_lo", "ci_hi")]
+    return pd.DataFrame(rows, columns=[*by, "n", *stats])  # the columns even when no group has finished
 
 
 LATEX_SPECIALS = {

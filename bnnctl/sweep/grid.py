@@ -22,6 +22,7 @@ import fcntl
 import itertools
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,10 +89,50 @@ class GridPlan:
         return [t for t in self.tasks if not Run(Path(t.run_dir)).done]
 
 
+def finished_twin(task: CellTask) -> Path | None:
+    """A finished run of the same cell id and seed in another grid of the same runs folder, if one exists.
+
+    Cell ids hash the resolved config, so a twin is the same experiment; the
+    ``report_attribution`` grid's faithful cells are ``clip_dropout_report``'s.
+    """
+    run_dir = Path(task.run_dir)  # <runs_dir>/ablate/<grid>/cells/<cell id>/seed-<n>
+    grid = run_dir.parents[2]
+    for other in sorted(grid.parent.iterdir()):
+        twin = cell_run_dir(other, task.cell.cell_id, task.seed)
+        if other != grid and Run(twin).done:
+            return twin
+    return None
+
+
+def adopt_finished_twins(plan: GridPlan) -> list[tuple[CellTask, Path]]:
+    """Copy each pending run that another grid has finished (copied, not linked: a grid folder stands alone).
+
+    The copy lands under a temporary name and is renamed into place, so an
+    interrupted copy is never mistaken for a finished run; ``shared_from.txt``
+    names the source.
+    """
+    adopted = []
+    for task in plan.pending():
+        twin = finished_twin(task)
+        if twin is None:
+            continue
+        target = Path(task.run_dir)
+        staging = target.with_name(target.name + ".copying")
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(twin, staging)
+        (staging / "shared_from.txt").write_text(f"{twin}\n")
+        if target.exists():
+            shutil.rmtree(target)  # an interrupted attempt of this grid's own
+        staging.rename(target)
+        adopted.append((task, twin))
+    return adopted
+
+
 @dataclass
 class GridResult:
     plan: GridPlan
     skipped: list[CellTask] = field(default_factory=list)
+    shared: list[tuple[CellTask, Path]] = field(default_factory=list)  # copied from another grid's finished run
     done: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
     failed: list[tuple[CellTask, str]] = field(default_factory=list)
 
@@ -109,18 +150,17 @@ def hydra_value(value: Any) -> str:
     return str(value)
 
 
-def _label(grid: AblationConfig, indices: tuple[int, ...]) -> str:
+def _label(axes: list[Any], indices: tuple[int, ...], baseline: str) -> str:
     parts = []
-    for axis, i in zip(grid.axes, indices, strict=True):
+    for axis, i in zip(axes, indices, strict=True):
         if i == 0:
             continue
         short = axis.short or axis.key
         parts.append(short if len(axis.values) == 2 else f"{short}={axis.values[i]}")
-    return "+".join(parts) or grid.baseline_label
+    return "+".join(parts) or baseline
 
 
-def expand_cells(grid: AblationConfig, user_overrides: list[str]) -> list[Cell]:
-    """Every combination of axis values, baseline first, then by number of changes (the report's order)."""
+def _check_user_overrides(grid: AblationConfig, user_overrides: list[str]) -> None:
     axis_keys = {a.key for a in grid.axes}
     for override in user_overrides:
         key = override.partition("=")[0].lstrip("+~")
@@ -128,15 +168,43 @@ def expand_cells(grid: AblationConfig, user_overrides: list[str]) -> list[Cell]:
             raise ConfigError(f"{key} is an axis of grid {grid.name!r}: it cannot be overridden for every cell")
         if key == "train.seed":
             raise ConfigError("train.seed is set per run by the grid: use ablation.seeds=[0,1,2] instead")
-    combos = sorted(
-        itertools.product(*[range(len(a.values)) for a in grid.axes]),
+
+
+def _axis_combos(axes: list[Any]) -> list[tuple[int, ...]]:
+    """Every combination of axis value indices: baseline first, then by number of changes (the report's order)."""
+    return sorted(
+        itertools.product(*[range(len(a.values)) for a in axes]),
         key=lambda idx: (sum(i > 0 for i in idx), [-(i > 0) for i in idx], idx),
     )
+
+
+def expand_cells(grid: AblationConfig, user_overrides: list[str]) -> list[Cell]:
+    """The grid's cells in table order.
+
+    Axes only: every combination of axis values. Listed ``cells``: each in the
+    order given, crossed with the axes (with its own ``values`` where it gives
+    them); its label is the cell's, joined with the axis labels (``logits+D``),
+    and its settings record the change (``change``) beside the axis values.
+    """
+    _check_user_overrides(grid, user_overrides)
+    specs = grid.cells or [None]
     cells = []
-    for idx in combos:
-        settings = {a.key: a.values[i] for a, i in zip(grid.axes, idx, strict=True)}
-        overrides = (*grid.fixed, *[f"{k}={hydra_value(v)}" for k, v in settings.items()], *user_overrides)
-        cells.append(Cell(_label(grid, idx), settings, overrides))
+    for spec in specs:
+        axes = [
+            dataclasses.replace(a, values=list(spec.values[a.key])) if spec and a.key in spec.values else a
+            for a in grid.axes
+        ]
+        for idx in _axis_combos(axes):
+            settings = {a.key: a.values[i] for a, i in zip(axes, idx, strict=True)}
+            axis_overrides = [f"{k}={hydra_value(v)}" for k, v in settings.items()]
+            if spec is None:
+                label = _label(axes, idx, grid.baseline_label)
+                overrides = (*grid.fixed, *axis_overrides, *user_overrides)
+            else:
+                label = "+".join([spec.label, *filter(None, [_label(axes, idx, "")])])
+                settings = {"change": spec.label, **settings}
+                overrides = (*grid.fixed, *spec.overrides, *axis_overrides, *user_overrides)
+            cells.append(Cell(label, settings, overrides))
     return cells
 
 
@@ -158,13 +226,15 @@ def plan_grid(grid: AblationConfig, user_overrides: list[str]) -> GridPlan:
             raise ConfigError(f"cell {cell.label!r} of grid {grid.name!r}: {exc}") from None
         base.name = f"{grid.name}/{cell.label}"
         cid = cell_id(base)
+        cell = dataclasses.replace(cell, cell_id=cid)
+        planned.append(cell)
         if cid in seen:
+            if grid.cells:  # a listed cell that equals another (e.g. a dropout variant without dropout) shares its runs
+                continue
             raise ConfigError(
                 f"cells {seen[cid]!r} and {cell.label!r} of grid {grid.name!r} resolve to the same config"
             )
         seen[cid] = cell.label
-        cell = dataclasses.replace(cell, cell_id=cid)
-        planned.append(cell)
         for seed in grid.seeds:
             cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
             tasks.append(
@@ -264,6 +334,7 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
     result = GridResult(plan)
     with GridLock(plan.grid_dir):
         write_grid_manifest(plan)
+        result.shared = adopt_finished_twins(plan)
         pending = plan.pending()
         to_run = {t.run_dir for t in pending}
         result.skipped = [t for t in plan.tasks if t.run_dir not in to_run]

@@ -41,12 +41,15 @@ def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
     return min(steps, cfg.train.max_steps_per_epoch) if cfg.train.max_steps_per_epoch else steps
 
 
-def _periodic_validation(trainer: Trainer, data: Dataset, run: Run | None):
-    """After each step: validation accuracy every ``train.eval_every`` iterations, logged; returns its seconds."""
+def _periodic_validation(trainer: Trainer, data: Dataset, run: Run | None, steps: int):
+    """After each step: validation accuracy every ``train.eval_every`` iterations, logged; returns its seconds.
+
+    The last step of an epoch is left to the epoch's own evaluation (its record has the iteration too).
+    """
     every, batch_size = trainer.cfg.train.eval_every, trainer.cfg.train.eval_batch_size
 
     def after_step(epoch: int) -> float:
-        if not every or trainer.iteration % every or data.val is None:
+        if not every or trainer.iteration % every or data.val is None or trainer.iteration % steps == 0:
             return 0.0
         t0 = time.perf_counter()
         acc = trainer.accuracy(data.val, batch_size)
@@ -85,7 +88,7 @@ def fit(
     trainer = Trainer(cfg, model, device)
     steps = steps_per_epoch(len(data.train), cfg)
     augment, augment_gen = augment_spec(cfg), torch.Generator().manual_seed(cfg.train.seed + 7919)
-    after_step = _periodic_validation(trainer, data, run)
+    after_step = _periodic_validation(trainer, data, run, steps)
 
     epochs = cfg.train.epochs
     observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=str(data.train.x.device))

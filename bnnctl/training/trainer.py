@@ -14,8 +14,8 @@ import torch.nn as nn
 
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import AugmentSpec, Split, augment_batch, iterate_batches
-from bnnctl.nn import clippable_parameters, get_loss
-from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr
+from bnnctl.nn import clippable_parameters, get_loss, quantized_parameters
+from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr, zero_positive_
 from bnnctl.training.runtime import EagerFallback
 
 
@@ -74,6 +74,7 @@ class Trainer:
         self.opt = make_optimizer(model, cfg.optimizer, device)
         self.loss_fn = get_loss(cfg.model.loss)
         self.clip_params = clippable_parameters(model) if cfg.train.weight_clip else []
+        self.binary_params = quantized_parameters(model)
         self.iteration = 0
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,12 +84,22 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.train.grad_clip:
-            clip_([p.grad for p in self.model.parameters() if p.grad is not None])
+            self._change_gradients()
+        clip_before = self.cfg.train.weight_clip_at == "before_step"
+        if self.clip_params and clip_before:
+            clip_(self.clip_params)  # the report's order: the step may take them past 1 again
         self.opt.step()
-        if self.clip_params:
+        if self.clip_params and not clip_before:
             clip_(self.clip_params)
         self.iteration += 1
         return loss.detach(), out.detach()
+
+    def _change_gradients(self) -> None:
+        """``train.grad_clip``: clamp every gradient to [-1, 1], or zero the binary layers' positive ones."""
+        if self.cfg.train.grad_clip_mode == "zero_positive":
+            zero_positive_([p.grad for p in self.binary_params if p.grad is not None])
+        else:
+            clip_([p.grad for p in self.model.parameters() if p.grad is not None])
 
     def start_epoch(self, epoch: int) -> float:
         """Set the scheduled learning rate of a 0-based epoch; returns it."""
@@ -142,9 +153,12 @@ class Trainer:
         """Loss and accuracy of each split in evaluation mode, as ``<split>_loss`` and ``<split>_acc``."""
         t0 = time.perf_counter()
         record: dict[str, Any] = {}
+        measured: dict[int, dict[str, float]] = {}  # a split given twice (validation = test) is evaluated once
         for name, split in splits.items():
             if split is not None:
-                m = evaluate(self.forward, split, batch_size, self.loss_fn, module=self.model)
+                if id(split) not in measured:
+                    measured[id(split)] = evaluate(self.forward, split, batch_size, self.loss_fn, module=self.model)
+                m = measured[id(split)]
                 record[f"{name}_loss"], record[f"{name}_acc"] = m["loss"], m["acc"]
         record["eval_time_s"] = time.perf_counter() - t0
         return record
