@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bnnctl.errors import ConfigError
+from bnnctl.nn import Binarize, BinaryConv2d, BinaryLinear
 from bnnctl.nn.binarize import (
     BINARIZERS,
     Binarizer,
@@ -166,12 +167,49 @@ def test_hadamard_forward_by_hand_with_a_short_last_block():
 
 def test_hadamard_limits_full_precision_and_xnor_net():
     torch.manual_seed(0)
-    w = torch.randn(4, 3, 3, 3)
-    assert torch.allclose(Hadamard(beta=1)(w, True), w)  # delta = |x|: full precision
-    row = w.reshape(4, -1)
+    conv = BinaryConv2d(3, 4, 3, weight_binarizer=Hadamard(beta=27))
+    w = conv.weight.detach()
+    assert torch.allclose(BinaryConv2d(3, 4, 3, weight_binarizer=Hadamard(beta=1)).binarize_weight(w), w)  # |x|
+    row = w.reshape(4, -1)  # a layer hands its filters over as rows of k x k x C_in = 27
     xnor = row.abs().mean(1, keepdim=True) * sign(row)  # XNOR-Net: one scale per filter
-    assert torch.allclose(Hadamard(beta=27)(w, True).reshape(4, -1), xnor)
+    assert torch.allclose(conv.binarize_weight(w).reshape(4, -1), xnor)
     assert Hadamard(beta=16).bits == 1 + 32 / 16 and not Hadamard().exact_binary
+
+
+def test_hadamard_blocks_conv_activations_along_the_width():
+    x = torch.arange(1.0, 17.0).reshape(1, 1, 4, 4) * torch.tensor([1.0, -1.0, 1.0, -1.0])  # (N, C, H, W)
+    out = Hadamard(beta=2)(x, True)
+    first_row = x[0, 0, 0].abs()
+    assert out[0, 0, 0].tolist() == [
+        first_row[:2].mean(),
+        -first_row[:2].mean(),
+        first_row[2:].mean(),
+        -first_row[2:].mean(),
+    ]
+    assert torch.equal(out[0, 0, 1, :2].abs(), x[0, 0, 1, :2].abs().mean().expand(2))  # each row its own blocks
+
+
+def test_hadamard_per_layer_beta_gives_each_layer_its_entry():
+    from bnnctl.config import compose_train
+    from bnnctl.nn import build_model
+
+    cfg = compose_train(
+        [
+            "debug=tiny",
+            "model=hbnn",
+            "binarize=hadamard",
+            "binarize.weights.params.beta=[4,8]",
+            "binarize.activations.params.beta=[2,1]",
+        ]
+    )
+    model = build_model(cfg.model, cfg.binarize, (1, 28, 28), 10)
+    layers = [m for m in model if isinstance(m, BinaryLinear)]
+    assert [l.weight_binarizer.params["beta"] for l in layers if l.weight_binarizer.quantizes] == [4, 8]
+    acts = [m.binarizer.params["beta"] for m in model if isinstance(m, Binarize)]
+    assert acts == [2, 1]
+    with pytest.raises(ConfigError, match=r"binarize.weights.params: beta lists 3 values, but 2 layers"):
+        bad = compose_train(["debug=tiny", "model=hbnn", "binarize=hadamard", "binarize.weights.params.beta=[4,8,2]"])
+        build_model(bad.model, bad.binarize, (1, 28, 28), 10)
 
 
 def hadamard_gradient(x, g, beta, clip=1.0):

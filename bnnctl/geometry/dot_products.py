@@ -97,7 +97,7 @@ def dot_products(model: nn.Module, images: torch.Tensor, seed: int = 0) -> tuple
     for i, a in inputs.items():
         layer = model[i]
         w_c = layer.weight.detach()
-        w_b = layer.weight_binarizer(w_c, False)
+        w_b = layer.binarize_weight(w_c)
         by_c, by_b = _apply(layer, a, w_c), _apply(layer, a, w_b)
         r, slope = pearson_and_slope(by_c, by_b)
         row = {"layer": names[id(layer)], "kind": type(layer).__name__, "points": by_c.numel(), "r": r, "slope": slope}

@@ -51,7 +51,7 @@ def unique_filters(model: nn.Module) -> pd.DataFrame:
         raise RunError("the model has no binary conv layers: filters are k x k slices of conv kernels")
     rows = []
     for name, layer in layers:
-        binary = layer.weight_binarizer(layer.weight.detach(), False)
+        binary = layer.binarize_weight(layer.weight.detach())
         rows.append(
             {
                 "layer": name,

@@ -47,7 +47,7 @@ def weight_angles(model: nn.Module, cfg: GeometryConfig) -> tuple[pd.DataFrame, 
     g = cfg.geometry
     for i, layer in enumerate(layers):
         latent = layer.weight.detach().double().reshape(layer.weight.shape[0], -1)  # (vectors, d)
-        binarized = layer.weight_binarizer(layer.weight.detach().double(), False).reshape(latent.shape)
+        binarized = layer.binarize_weight(layer.weight.detach().double()).reshape(latent.shape)
         angles = angles_deg(latent, binarized)
         d = latent.shape[1]
         same = lambda x, b=layer.weight_binarizer: b(x, False)  # noqa: E731 - the Monte Carlo uses the layer's binarizer

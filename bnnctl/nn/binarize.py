@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import enum
 import inspect
+import json
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
@@ -154,7 +156,15 @@ class Binarizer(ABC):
         return isinstance(other, Binarizer) and self.spec() == other.spec()
 
     def __hash__(self) -> int:
-        return hash((self.name, tuple(sorted(self.params.items()))))
+        return hash(json.dumps(self.spec(), sort_keys=True, default=str))
+
+    def for_layer(self, index: int, count: int) -> Binarizer:
+        """The binarizer of the ``index``-th of ``count`` layers that use it (a per-layer parameter picks its entry)."""
+        return self
+
+    def storage_bits(self, rows: int, row_length: int) -> float:
+        """Bits to store a (rows, row_length) tensor once deployed (Hadamard adds its block scales)."""
+        return rows * row_length * self.bits
 
 
 BINARIZERS: dict[str, type[Binarizer]] = {}
@@ -307,15 +317,29 @@ def block_mean_abs(x: torch.Tensor, beta: int) -> torch.Tensor:
     return means.repeat_interleave(beta, dim=-1)[..., :n]  # (..., n)
 
 
+def _beta(value: Any) -> int:
+    if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"beta must be an integer >= 1 or a list of them (one per layer), got {value!r}")
+    return value
+
+
 @register
 class Hadamard(Binarizer):
     """Hadamard binarization: sign times the block mean of |x| (block length beta).
 
     Forward: delta (.) sign(x), with delta the mean of |x| over consecutive
-    blocks of ``beta`` elements along the last dimension (a flattened weight row
-    or filter; an activation row), each value repeated over its block; a last
-    block shorter than beta averages over its own elements. beta = 1 is full
-    precision (delta = |x|); beta = the row length is XNOR-Net's per-row scale.
+    blocks of ``beta`` elements along the last dimension, each value repeated
+    over its block. Layers hand it weights as (out, fan_in) rows (a flattened
+    filter per output channel) and activations as they are: (N, features) for
+    a dense layer, (N, C, H, W) for a convolution, blocked along the width W.
+    A last block shorter than beta (a row length that beta does not divide)
+    averages over its own elements only. beta = 1 is full precision
+    (delta = |x|); beta = the row length is XNOR-Net's per-row scale.
+    ``beta`` may be a list: one entry per layer that uses this binarizer, in
+    the order the network applies them (``for_layer``); the first and last
+    layers of the HadaNets nets stay full precision (beta = 1).
+    ``sign_zero: 0`` maps 0 to 0 (Wolfram's Sign, the post's network, where a
+    ReLU precedes the binarization); the output is still a scaled sign.
     Surrogate gradient: through both factors: (1/beta) sign(x_i) sum_j g_j sign(x_j)
     over i's block (from delta) + delta_i g_i 1{|x_i| <= clip} (the STE through sign).
     delta is recomputed from the latent tensor at every forward pass.
@@ -326,21 +350,36 @@ class Hadamard(Binarizer):
     output = OutputSet.SCALED_BINARY
     clips_latent = True
 
-    def __init__(self, beta: int = 16, clip: float | None = 1.0):
-        if isinstance(beta, bool) or not (isinstance(beta, int) and beta >= 1):
-            raise ValueError(f"beta must be an integer >= 1, got {beta!r}")
-        self.beta = beta
+    def __init__(self, beta: int | list[int] = 16, clip: float | None = 1.0, sign_zero: int = 1):
+        self.beta = [_beta(b) for b in beta] if isinstance(beta, (list, tuple)) else _beta(beta)
+        if isinstance(self.beta, list) and not self.beta:
+            raise ValueError("beta must be an integer >= 1 or a non-empty list of them")
         self.clip = _clip_bound(clip)
+        self.sign_zero = _sign_zero(sign_zero)
+
+    def _block(self) -> int:
+        if isinstance(self.beta, list):
+            raise ValueError(f"beta {self.beta} is per layer: use for_layer() to get one layer's binarizer")
+        return self.beta
 
     @property
     def bits(self) -> float:  # type: ignore[override]
-        """One sign bit per element plus one float32 scale per block of beta."""
-        return 1 + 32 / self.beta
+        """One sign bit per element plus one float32 scale per block of beta (on average, for a divisible row)."""
+        return 1 + 32 / self._block()
+
+    def storage_bits(self, rows: int, row_length: int) -> float:
+        """One bit per element and one float32 scale per block: ceil(row_length / beta) blocks per row."""
+        return rows * (row_length + 32 * math.ceil(row_length / self._block()))
+
+    def for_layer(self, index: int, count: int) -> Binarizer:
+        if not isinstance(self.beta, list):
+            return self
+        if len(self.beta) != count:
+            raise ValueError(f"beta lists {len(self.beta)} values, but {count} layers of the model use this binarizer")
+        return Hadamard(beta=self.beta[index], clip=self.clip, sign_zero=self.sign_zero)
 
     def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
-        flat = x.reshape(x.shape[0], -1) if x.dim() > 2 else x  # weights: one row per filter
-        out = block_mean_abs(flat, self.beta) * _SignSTE.apply(flat, self.clip)
-        return out.reshape(x.shape)
+        return block_mean_abs(x, self._block()) * _SignSTE.apply(x, self.clip, self.sign_zero)
 
 
 IDENTITY = Identity()

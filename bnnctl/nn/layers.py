@@ -68,8 +68,17 @@ class _BinaryMixin:
     def has_binary_input(self) -> bool:
         return self.input_binarizer.exact_binary
 
+    def binarize_weight(self, weight: torch.Tensor, training: bool = False) -> torch.Tensor:
+        """The weight binarizer on ``weight`` seen as rows: (out, in) or (out, in, kh, kw) -> (out, fan_in) -> back.
+
+        A block-wise binarizer (Hadamard) thus blocks each flattened filter, as
+        HadaNets reshape W to (C_out, -1); elementwise ones do not notice.
+        """
+        rows = weight.reshape(weight.shape[0], -1)  # a view of the parameter
+        return self.weight_binarizer(rows, training).reshape(weight.shape)
+
     def binary_weight(self) -> torch.Tensor:
-        return self.weight_binarizer(self.weight, self.training)
+        return self.binarize_weight(self.weight, self.training)
 
     def binary_bias(self) -> torch.Tensor | None:
         if self.bias is None or not self.binarize_bias:

@@ -78,10 +78,10 @@ def _output_head(m: ModelConfig, num_classes: int) -> list[nn.Module]:
     return head
 
 
-def build_mlp(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+def build_mlp(
+    m: ModelConfig, weights: Binarizer, activations: Binarizer, input_shape: tuple[int, ...], num_classes: int
+) -> nn.Sequential:
     """An MLP with ``m.depth`` hidden layers of ``m.width`` units. Shapes: (N, C, H, W) -> (N, num_classes)."""
-    weights = make_binarizer(b.weights, "binarize.weights")
-    activations = make_binarizer(b.activations, "binarize.activations")
     in_features = math.prod(input_shape)
     layers: list[nn.Module] = [nn.Flatten()]
     if m.input_batch_norm:
@@ -121,14 +121,14 @@ def _scaled(width: int, mult: float) -> int:
     return max(1, round(width * mult))
 
 
-def build_bnn_cnn(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
+def build_bnn_cnn(
+    m: ModelConfig, weights: Binarizer, activations: Binarizer, input_shape: tuple[int, ...], num_classes: int
+) -> nn.Sequential:
     """conv -> [max-pool] -> batch norm -> sign per layer (the authors' order), first-layer input real.
 
     Shapes: (N, C, H, W) -> ... -> (N, num_classes). Runs on 3 x 32 x 32 (CIFAR-10)
     and 1 x 28 x 28 (MNIST, Fashion-MNIST: 28 -> 14 -> 7 -> 3 after the pools).
     """
-    weights = make_binarizer(b.weights, "binarize.weights")
-    activations = make_binarizer(b.activations, "binarize.activations")
     channels, height, width = input_shape
     layers: list[nn.Module] = []
     for i, (out, pool) in enumerate(CNN_CONVS):
@@ -194,9 +194,41 @@ def _init_weights(model: nn.Module, init: str) -> None:
                 layer.weight.uniform_(-1.0, 1.0)
 
 
+def _uses(model: nn.Module, binarizer: Binarizer) -> list[tuple[object, str]]:
+    """(owner, attribute) of every place ``binarizer`` (this very object) is applied, in forward order."""
+    places: list[tuple[object, str]] = []
+    for module in model.modules():  # a Sequential lists its children in the order they run
+        if isinstance(module, Binarize) and module.binarizer is binarizer:
+            places.append((module, "binarizer"))
+        for attr in ("input_binarizer", "weight_binarizer"):  # a layer binarizes its input, then its weights
+            if getattr(module, attr, None) is binarizer:
+                places.append((module, attr))
+    return places
+
+
+def assign_per_layer(model: nn.Module, binarizers: dict[str, Binarizer]) -> None:
+    """Give each layer its own binarizer where a parameter is per layer (``hadamard`` with ``beta: [16, 8]``).
+
+    ``binarizers`` maps a config key to the object the builder used. The
+    weight binarizer is counted over the layers with binarized weights, the
+    activation binarizer over every place it binarizes (hidden activations,
+    a binary first layer's input), each in forward order.
+    """
+    for key, binarizer in binarizers.items():
+        places = _uses(model, binarizer)
+        for i, (owner, attr) in enumerate(places):
+            try:
+                setattr(owner, attr, binarizer.for_layer(i, len(places)))
+            except ValueError as exc:
+                raise ConfigError(f"{key}.params: {exc}") from None
+
+
 def build_model(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The network that ``m`` describes, with its latent weights initialised."""
     check_model_names(m)
-    model = ARCHITECTURES[m.arch](m, b, input_shape, num_classes)
+    weights = make_binarizer(b.weights, "binarize.weights")
+    activations = make_binarizer(b.activations, "binarize.activations")
+    model = ARCHITECTURES[m.arch](m, weights, activations, input_shape, num_classes)
+    assign_per_layer(model, {"binarize.weights": weights, "binarize.activations": activations})
     _init_weights(model, m.init)
     return model
