@@ -204,7 +204,7 @@ def test_hadamard_per_layer_beta_gives_each_layer_its_entry():
     )
     model = build_model(cfg.model, cfg.binarize, (1, 28, 28), 10)
     layers = [m for m in model if isinstance(m, BinaryLinear)]
-    assert [l.weight_binarizer.params["beta"] for l in layers if l.weight_binarizer.quantizes] == [4, 8]
+    assert [layer.weight_binarizer.params["beta"] for layer in layers if layer.weight_binarizer.quantizes] == [4, 8]
     acts = [m.binarizer.params["beta"] for m in model if isinstance(m, Binarize)]
     assert acts == [2, 1]
     with pytest.raises(ConfigError, match=r"binarize.weights.params: beta lists 3 values, but 2 layers"):
