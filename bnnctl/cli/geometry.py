@@ -135,3 +135,23 @@ def geometry_first_layer(
 
             raise ConfigError(f"unexpected argument {run_dir!r}: first-layer studies a dataset (geometry.dataset=...)")
         _show(first_layer_study(load_geometry("first-layer", overrides), runs_dir), "first layer", json_output)
+
+
+@geometry_app.command("weights", context_settings=_EXTRA)
+def geometry_weights(
+    args: Optional[List[str]] = typer.Argument(None, help="RUN_DIR [RUN_DIR...] [runs_dir=...]", show_default=False),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Latent weights vs their binarized versions per layer (e.g. a Hadamard run beside a sign run): W1, rel. L2."""
+    with errors("nothing was written for the interrupted study"):
+        from bnnctl.config import split_runs_dir
+        from bnnctl.config.geometry import load_geometry
+        from bnnctl.errors import ConfigError
+        from bnnctl.geometry import weights_study
+
+        args = list(args or [])
+        run_dirs = [a for a in args if "=" not in a]
+        if not run_dirs:
+            raise ConfigError("RUN_DIR missing: give one or more trained run folders")
+        runs_dir, overrides = split_runs_dir([a for a in args if "=" in a])
+        _show(weights_study(load_geometry("weights", overrides), runs_dir, run_dirs), "weights", json_output)

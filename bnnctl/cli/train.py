@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from bnnctl.cli.app import app
-from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, print_key_values
+from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, print_frame, print_key_values
 from bnnctl.errors import BnnctlError
 
 
@@ -74,4 +74,24 @@ def eval_(
         if json_output:
             emit_json(metrics)
         else:
+            layers = metrics.pop("layers")
             print_key_values(f"eval {Path(run_dir).name}", metrics)
+            print_frame(size_frame(layers), "size per layer (deployed vs float32)")
+
+
+def size_frame(layers: list[dict]):
+    """The per-layer size rows as a table: kB deployed and in float32, bits per weight, the ratio."""
+    import pandas as pd
+
+    frame = pd.DataFrame(layers)
+    return pd.DataFrame(
+        {
+            "layer": frame["layer"] + " " + frame["kind"],
+            "weights": frame["weights"],
+            "elements": frame["elements"],
+            "bits/weight": frame["bits_per_weight"].map(lambda v: f"{v:.3g}" if v == v else ""),
+            "kB float32": (frame["bytes_float32"] / 1000).map(lambda v: f"{v:.1f}"),
+            "kB deployed": (frame["bytes_deployed"] / 1000).map(lambda v: f"{v:.1f}"),
+            "x smaller": frame["compression"].map(lambda v: f"{v:.2f}"),
+        }
+    )

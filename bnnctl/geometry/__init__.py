@@ -3,6 +3,7 @@
 ``angles`` (random vectors: sign, ternary, Hadamard, rotated basis), ``weights``
 (a trained run's weight vectors), ``dot_products`` (a.W_b vs a.W_c per layer),
 ``first_layer`` (PCA of image patches), ``filters`` (unique binary filters),
+``distributions`` (latent vs binarized weight values, Hadamard vs sign),
 with ``figures`` and ``output`` shared.
 """
 
@@ -110,4 +111,23 @@ def first_layer_study(cfg: GeometryConfig, runs_dir: str | Path) -> StudyResult:
     files = write_study(folder, geometry_yaml(cfg), table, notes)
     atomic_write_text(folder / "pca.csv", spectrum.to_csv(index=False))
     files += [folder / "pca.csv", figures.first_layer_figure(spectrum, angles, notes, folder / "first_layer.png")]
+    return StudyResult(folder, table, notes, files)
+
+
+def weights_study(cfg: GeometryConfig, runs_dir: str | Path, run_dirs: list[str | Path]) -> StudyResult:
+    """``bnnctl geometry weights RUN_DIR...``: latent vs binarized weight histograms per layer, W1 and relative L2."""
+    from bnnctl.geometry import figures
+    from bnnctl.geometry.distributions import weight_distributions
+    from bnnctl.geometry.output import study_dir, write_study
+
+    models = []
+    for run_dir in run_dirs:
+        run_cfg, model = _trained(run_dir)
+        models.append((f"{run_cfg.run_name} ({Path(run_dir).name})", model))
+    table, layers = weight_distributions(models)
+    folder = study_dir(runs_dir, "weights")
+    notes = {"runs": [str(r) for r in run_dirs], "layers": len(layers)}
+    config = "".join(f"run: {r}\n" for r in run_dirs) + geometry_yaml(cfg)
+    files = write_study(folder, config, table, notes)
+    files.append(figures.weight_histograms(layers, table, folder / "weight_histograms.png"))
     return StudyResult(folder, table, notes, files)

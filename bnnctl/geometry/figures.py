@@ -220,3 +220,37 @@ FIGURES = {
 
 def draw(result: AnglesResult, folder: Path) -> list[Path]:
     return [fn(result, folder / name) for name, fn in FIGURES[result.variant]]
+
+
+def weight_histograms(layers, table, path: Path) -> Path:
+    """Per layer (rows) and run (columns): the latent weights' histogram against the binarized weights'.
+
+    Both on the same bins spanning both; log counts, so that plain sign's two
+    spikes and the latent spread both show. Each panel names W1 and the relative L2.
+    """
+    runs = list(dict.fromkeys(w.run for w in layers))
+    per_run = {r: [w for w in layers if w.run == r] for r in runs}
+    depth = max(len(v) for v in per_run.values())
+    fig, axes = plt.subplots(depth, len(runs), figsize=(4.2 * len(runs), 2.6 * depth), squeeze=False)
+    for col, run in enumerate(runs):
+        for row in range(depth):
+            ax = axes[row][col]
+            if row >= len(per_run[run]):
+                ax.set_visible(False)
+                continue
+            w = per_run[run][row]
+            lo = float(min(w.latent.min(), w.binarized.min()))
+            hi = float(max(w.latent.max(), w.binarized.max()))
+            bins = np.linspace(lo, hi, 121)
+            ax.hist(w.latent.numpy(), bins=bins, alpha=0.6, color="tab:blue", label="latent W")
+            ax.hist(w.binarized.numpy(), bins=bins, alpha=0.6, color="tab:orange", label="binarized")
+            ax.set_yscale("log")
+            stats = table[(table["run"] == run) & (table["layer"] == w.layer)].iloc[0]
+            ax.set_title(
+                f"{run}: layer {w.layer}\n{w.binarizer}\nW1 {stats['wasserstein_1']:.4f}, "
+                f"rel. L2 {stats['relative_l2']:.3f}",
+                fontsize=7,
+            )
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)

@@ -12,7 +12,7 @@ from bnnctl.nn.layers import (
 )
 from bnnctl.nn.losses import LOSSES, get_loss
 from bnnctl.nn.models import ARCHITECTURES, build_model, check_model_names
-from bnnctl.nn.size import model_size_bytes
+from bnnctl.nn.size import layer_sizes, model_size_bytes
 
 __all__ = [
     "ARCHITECTURES",
@@ -30,6 +30,7 @@ __all__ = [
     "check_model_names",
     "clippable_parameters",
     "get_loss",
+    "layer_sizes",
     "make_binarizer",
     "model_size_bytes",
     "quantized_parameters",

@@ -123,7 +123,7 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
 
 def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     """results.csv (per cell), runs.csv (per seed), table.md, table.tex and curves.png in the grid folder."""
-    from bnnctl.report.plots import plot_grid_curves
+    from bnnctl.report.plots import plot_grid_curves, plot_grid_heatmap
 
     grid_dir = Path(grid_dir).expanduser()
     manifest, per_seed = collect_grid(grid_dir)
@@ -148,6 +148,9 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     if curves is not None:
         files.append(curves)
     files += write_attribution(grid_dir, manifest, per_seed)  # grids of listed cells x one on/off axis
+    heatmap = plot_grid_heatmap(table, manifest, grid_dir / "heatmap.png")  # two axes, one with > 2 values
+    if heatmap is not None:
+        files.append(heatmap)
     return {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
 
 

@@ -153,3 +153,35 @@ def plot_comparison(table: Any, info: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_grid_heatmap(table: Any, manifest: dict[str, Any], path: Path, metric: str = "peak_val_acc") -> Path | None:
+    """A two-axis grid as a heatmap of the metric's mean over seeds (rows: the first axis, columns: the second).
+
+    Drawn when a grid has exactly two axes and one of them has more than two
+    values (a 2 x 2 grid reads better as its table). None when nothing finished.
+    """
+    import numpy as np
+
+    axes = manifest["grid"]["axes"]
+    if len(axes) != 2 or max(len(a["values"]) for a in axes) <= 2 or table[f"{metric}_mean"].isna().all():
+        return None
+    (ka, va), (kb, vb) = [(a["key"], a["values"]) for a in axes]
+    grid = np.full((len(va), len(vb)), np.nan)
+    for row in table.itertuples(index=False):
+        d = row._asdict()
+        grid[va.index(d[ka]), vb.index(d[kb])] = d[f"{metric}_mean"] * 100
+    fig, ax = plt.subplots(figsize=(1.1 * len(vb) + 2.5, 0.9 * len(va) + 1.8))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i in range(len(va)):
+        for j in range(len(vb)):
+            if grid[i, j] == grid[i, j]:
+                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="white", fontsize=8)
+    ax.set_xticks(range(len(vb)), [str(v) for v in vb])
+    ax.set_yticks(range(len(va)), [str(v) for v in va])
+    ax.set(xlabel=kb, ylabel=ka, title=f"{manifest['grid']['name']}: {metric} (%), mean over seeds")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -27,6 +27,7 @@ RUN_COLUMNS = [
     "test_acc_at_best_val",
     "final_test_acc",
     "epoch_time_s",
+    "compression",
     "overrides",
     "path",
 ]
@@ -65,6 +66,7 @@ def _run_row(run: Run) -> dict[str, Any]:
             for key in ("best_val_acc", "test_acc_at_best_val", "final_test_acc", "epoch_time_s"):
                 row[key] = summary.get(key)
             row["epochs"] = summary.get("epochs", row["epochs"])
+            row["compression"] = summary.get("model_compression")  # deployed size vs float32
         else:
             row["epochs_done"] = len([m for m in run.metrics() if m.get("kind") == "epoch"])
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RunError) as exc:

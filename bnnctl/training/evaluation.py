@@ -8,14 +8,14 @@ from typing import Any
 
 from bnnctl.data import load_dataset
 from bnnctl.files import write_json
-from bnnctl.nn import get_loss
+from bnnctl.nn import get_loss, layer_sizes, model_size_bytes
 from bnnctl.runs import load_trained, open_run
 from bnnctl.training.runtime import resolve_device
 from bnnctl.training.trainer import evaluate
 
 
 def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Test accuracy and loss of the run's saved model; also written to ``<run>/eval.json``."""
+    """Test accuracy and loss of the run's saved model, and its size per layer; also written to ``<run>/eval.json``."""
     run = open_run(run_dir)
     cfg, model = load_trained(run)
     if data_root is not None:
@@ -33,6 +33,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
         "test_loss": metrics["loss"],
         "device": str(torch_device),
         "complete": run.done,
+        **{f"model_{k}": v for k, v in model_size_bytes(model).items()},
+        "layers": layer_sizes(model),
     }
     write_json(run.path / "eval.json", result)
     return result
