@@ -96,17 +96,12 @@ def _drop(tree: dict[str, Any], dotted: str) -> None:
     tree.pop(leaf, None)
 
 
-# Keys that change nothing while another key has a value: without dropout, where dropout would sit and
-# whether it stays on at evaluation build the same network, so such runs share an id (and a grid folder).
-INERT_UNLESS = {("model", "dropout"): (0, ("model.dropout_at", "model.dropout_in_eval"))}
-
-
 def _inert_keys(tree: dict[str, Any]) -> list[str]:
-    inert = []
-    for (group, key), (value, keys) in INERT_UNLESS.items():
-        if tree.get(group, {}).get(key) == value:
-            inert += keys
-    return inert
+    """Keys that build the same network as their default (``nn.models.inert_model_keys``): outside the id."""
+    from bnnctl.nn.models import inert_model_keys
+
+    model = tree.get("model")
+    return [f"model.{key}" for key in inert_model_keys(model)] if isinstance(model, dict) else []
 
 
 def identity(cfg: TrainConfig, without: tuple[str, ...] = ()) -> dict[str, Any]:

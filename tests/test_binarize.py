@@ -29,7 +29,17 @@ OUTPUT_SETS = {
     OutputSet.TERNARY: lambda out, x: set(out.unique().tolist()) <= {-1.0, 0.0, 1.0},
     # +-a: the sign of x (sign(0) = +1) times a non-negative scale
     OutputSet.SCALED_BINARY: lambda out, x: bool((sign(out) == sign(x)).all()),
+    OutputSet.SCALED_TERNARY: lambda out, x: bool(((torch.sign(out) == torch.sign(x)) | (out == 0)).all()),
 }
+
+
+def test_a_hadamard_sign_that_maps_zero_to_zero_is_a_scaled_ternary():
+    h = Hadamard(beta=2, sign_zero=0)
+    out = h(X, True)
+    assert h.output is OutputSet.SCALED_TERNARY and OUTPUT_SETS[h.output](out, X)
+    assert out[X == 0].tolist() == [0.0, 0.0] and h.bits == 2 + 16
+
+
 X = torch.tensor([-3.0, -1.5, -1.0, -0.4, -0.0, 0.0, 1e-30, 0.4, 1.0, 1.0001, 2.5])
 
 

@@ -13,7 +13,7 @@ from bnnctl.cli import app
 from bnnctl.config.geometry import load_geometry
 from bnnctl.errors import ConfigError, RunError
 from bnnctl.geometry.angles import SIGN_THEORY_DEG, run_angles, ternary_theory_deg
-from bnnctl.geometry.weights import weight_angles
+from bnnctl.geometry.weight_angles import weight_angles
 from bnnctl.nn import BinaryLinear
 
 runner = CliRunner()

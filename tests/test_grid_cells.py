@@ -69,6 +69,12 @@ def test_bad_listed_cells_are_one_line_config_errors(tmp_path, cells, match):
         load_grid(str(write_cells_grid(tmp_path, cells=cells)))
 
 
+def test_the_command_line_may_not_set_what_a_listed_cell_changes(tmp_path):
+    grid = load_grid(str(write_cells_grid(tmp_path)))
+    with pytest.raises(ConfigError, match="model.output is what cell 'logits'"):
+        plan_grid(grid, ["model.output=logits", f"runs_dir={tmp_path}"])
+
+
 def test_a_grid_with_neither_axes_nor_cells_is_refused(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("name: empty\nseeds: [0]\n")
@@ -121,6 +127,7 @@ def test_the_attribution_table_measures_each_change_against_its_reference(traine
     assert row["effect_gap"] == pytest.approx(gap)
     p05 = table.set_index("change").loc["p0.5"]
     assert p05["shares_off_runs"] and p05["effect_off"] == 0 and math.isnan(p05["effect_off_p"])
+    assert p05["effect_gap"] == pytest.approx(per_cell["p0.5+D"] - per_cell["base+D"])  # the shared off runs cancel
     assert list(table["change"]) == ["logits", "p0.5", "clipped"]
     for name in ("attribution.md", "attribution.tex", "attribution.png"):
         assert (folder / name).stat().st_size > 0

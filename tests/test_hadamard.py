@@ -92,15 +92,19 @@ def test_heatmap_of_a_two_axis_grid(tmp_path):
     manifest = {
         "grid": {
             "name": "g",
-            "axes": [{"key": "a", "values": [1, 2, 4]}, {"key": "b", "values": [1, 2, 4]}],
+            "axes": [{"key": "w.beta", "values": [1, 2, 4]}, {"key": "a.beta", "values": [1, 2, 4]}],
         }
     }
     table = pd.DataFrame(
-        [{"a": a, "b": b, "peak_val_acc_mean": 0.5 + 0.01 * a - 0.02 * b} for a in (1, 2, 4) for b in (1, 2, 4)]
+        [
+            {"w.beta": a, "a.beta": b, "peak_val_acc_mean": 0.5 + 0.01 * a - 0.02 * b}
+            for a in (1, 2, 4)
+            for b in (1, 2, 4)
+        ]
     )
     path = plot_grid_heatmap(table, manifest, tmp_path / "heatmap.png")
     assert path is not None and path.stat().st_size > 0
-    small = {"grid": {"name": "g", "axes": [{"key": "a", "values": [1, 2]}, {"key": "b", "values": [1, 2]}]}}
+    small = {"grid": {"name": "g", "axes": [{"key": "w.beta", "values": [1, 2]}, {"key": "a.beta", "values": [1, 2]}]}}
     assert plot_grid_heatmap(table, small, tmp_path / "none.png") is None
 
 

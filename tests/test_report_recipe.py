@@ -173,6 +173,14 @@ def test_where_dropout_sits_is_not_part_of_a_run_without_dropout():
     assert cell_id(tiny("model.dropout=0.2", "model.dropout_in_eval=true")) != cell_id(tiny("model.dropout=0.2"))
 
 
+def test_without_dropout_the_real_backward_sees_the_pre_sign_input_wherever_dropout_would_sit():
+    before, after = report("model.width=8"), report("model.width=8", "model.dropout_at=after_sign")
+    shape = lambda cfg: [type(m).__name__ for m in build_model(cfg.model, cfg.binarize, (1, 2, 2), 3)]  # noqa: E731
+    assert shape(before) == shape(after) and "Binarize" not in shape(after)
+    with_dropout = report("model.width=8", "model.dropout_at=after_sign", "model.dropout=0.2")
+    assert "Binarize" in shape(with_dropout)  # then the sign comes before the dropout, as a module
+
+
 def test_the_big_variant_and_the_earlier_commit_compose():
     big = compose_train(["experiment=blu_report_big"])
     assert (big.model.width, big.train.batch_size, big.optimizer.lr, big.train.weight_clip) == (4096, 512, 5e-4, True)
@@ -184,6 +192,8 @@ def test_the_big_variant_and_the_earlier_commit_compose():
 def test_real_backward_is_refused_outside_the_mlp():
     with pytest.raises(Exception, match="linear_backward"):
         compose_train(["debug=tiny", "model=bnn_cnn", "model.linear_backward=real"])
+    with pytest.raises(Exception, match="model.dropout: only the mlp"):
+        compose_train(["debug=tiny", "model=bnn_cnn", "model.dropout=0.2"])
 
 
 def test_the_report_recipe_learns_the_synthetic_task(tmp_path):

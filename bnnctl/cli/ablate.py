@@ -118,16 +118,19 @@ def ablate_compare(
         ..., help="Two or more grid folders; cells are matched by label, in the first grid's order.", show_default=False
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for comparison.{csv,md,tex,png}."),
-    metric: str = typer.Option("peak_val_acc", help="A column of the grid tables (peak_val_acc, final_test_acc, ...)."),
+    metric: str = typer.Option(
+        "peak_val_acc",
+        help="An accuracy of the grid tables: peak_val_acc, final_val_acc, test_acc_at_peak, final_test_acc.",
+    ),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Grids side by side (e.g. the report's recipe beside a correct BNN) with the published values."""
     with errors():
         from bnnctl.report.compare import write_comparison
-        from bnnctl.report.grid_tables import METRICS_OF_A_RUN
+        from bnnctl.report.grid_tables import ACCURACIES
 
-        if metric not in METRICS_OF_A_RUN:
-            raise ConfigError(f"--metric must be one of {', '.join(METRICS_OF_A_RUN)}, got {metric!r}")
+        if metric not in ACCURACIES:
+            raise ConfigError(f"--metric must be one of {', '.join(ACCURACIES)}, got {metric!r}")
         results = write_comparison(grid_dirs, out_dir, metric)
         for path in results["files"]:
             say(f"wrote {path}")

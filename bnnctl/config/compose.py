@@ -112,8 +112,8 @@ def _check_values(cfg: TrainConfig) -> None:
         (m.width >= 1 and m.depth >= 1, f"model.width and model.depth must be >= 1, got {m.width} and {m.depth}"),
         (m.width_mult > 0, f"model.width_mult must be > 0, got {m.width_mult}"),
         (
-            m.linear_backward == "binarized" or m.arch == "mlp",
-            f"model.linear_backward=real is for the mlp architecture, got model.arch={m.arch}",
+            m.arch == "mlp" or not _mlp_only_keys(m),
+            f"{', '.join(_mlp_only_keys(m))}: only the mlp architecture has them, got model.arch={m.arch}",
         ),
         (
             d.augment_rotation >= 0 and d.augment_shift >= 0,
@@ -129,6 +129,21 @@ def _check_values(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def _mlp_only_keys(m: Any) -> list[str]:
+    """``model.*`` keys set away from their defaults that only the MLP builder reads."""
+    default = type(m)()
+    keys = (
+        "linear_backward",
+        "input_batch_norm",
+        "input_dropout",
+        "dropout",
+        "dropout_at",
+        "dropout_in_eval",
+        "nonlinearity",
+    )
+    return [f"model.{k}" for k in keys if getattr(m, k) != getattr(default, k)]
 
 
 def _check_registered_names(cfg: TrainConfig) -> tuple[Any, Any]:

@@ -47,6 +47,7 @@ class ValidateOn(enum.StrEnum):
 
 
 class DropoutAt(enum.StrEnum):
+    # Without dropout both build the same network (nn.models.inert_model_keys).
     after_sign = "after_sign"  # BN -> sign -> dropout: a dropped unit enters the next layer as 0 (Theano BNN)
     before_sign = "before_sign"  # BN -> dropout -> sign: the next layer's sign sees the 0 (the report's code)
 

@@ -1,6 +1,6 @@
 """The geometry of binarization (Anderson & Berg 2018): one study per module, each writing its own folder.
 
-``angles`` (random vectors: sign, ternary, Hadamard, rotated basis), ``weights``
+``angles`` (random vectors: sign, ternary, Hadamard, rotated basis), ``weight_angles``
 (a trained run's weight vectors), ``dot_products`` (a.W_b vs a.W_c per layer),
 ``first_layer`` (PCA of image patches), ``filters`` (unique binary filters),
 ``distributions`` (latent vs binarized weight values, Hadamard vs sign),
@@ -46,7 +46,7 @@ def angles_study(
 def _trained_weight_angles(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path) -> StudyResult:
     from bnnctl.geometry import figures
     from bnnctl.geometry.output import study_dir, write_study
-    from bnnctl.geometry.weights import weight_angles
+    from bnnctl.geometry.weight_angles import weight_angles
     from bnnctl.runs import load_trained
 
     _, model = load_trained(run_dir)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bnnctl.geometry.angles import SIGN_THEORY_DEG, AnglesResult, ternary_theory_deg  # noqa: E402
-from bnnctl.geometry.weights import LayerAngles  # noqa: E402
+from bnnctl.geometry.weight_angles import LayerAngles  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

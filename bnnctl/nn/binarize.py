@@ -38,6 +38,7 @@ class OutputSet(enum.StrEnum):
 
     BINARY = "binary"  # exactly {-1, +1}: packable into bits, XNOR-popcount exact
     SCALED_BINARY = "scaled_binary"  # {-a, +a} with a real scale a per block
+    SCALED_TERNARY = "scaled_ternary"  # {-a, 0, +a}: a scaled sign that maps 0 to 0
     TERNARY = "ternary"  # {-1, 0, +1}
     REAL = "real"  # unchanged real values
 
@@ -333,13 +334,15 @@ class Hadamard(Binarizer):
     filter per output channel) and activations as they are: (N, features) for
     a dense layer, (N, C, H, W) for a convolution, blocked along the width W.
     A last block shorter than beta (a row length that beta does not divide)
-    averages over its own elements only. beta = 1 is full precision
-    (delta = |x|); beta = the row length is XNOR-Net's per-row scale.
+    averages over its own elements only. beta = 1 reproduces x in the
+    forward pass (delta = |x|; its gradient keeps the two terms below, and it
+    stores a sign and a scale per element: use the identity for a float
+    layer); beta = the row length is XNOR-Net's per-row scale.
     ``beta`` may be a list: one entry per layer that uses this binarizer, in
     the order the network applies them (``for_layer``); the first and last
     layers of the HadaNets nets stay full precision (beta = 1).
     ``sign_zero: 0`` maps 0 to 0 (Wolfram's Sign, the post's network, where a
-    ReLU precedes the binarization); the output is still a scaled sign.
+    ReLU precedes the binarization): the output is then a scaled ternary.
     Surrogate gradient: through both factors: (1/beta) sign(x_i) sum_j g_j sign(x_j)
     over i's block (from delta) + delta_i g_i 1{|x_i| <= clip} (the STE through sign).
     delta is recomputed from the latent tensor at every forward pass.
@@ -347,7 +350,6 @@ class Hadamard(Binarizer):
     """
 
     name = "hadamard"
-    output = OutputSet.SCALED_BINARY
     clips_latent = True
 
     def __init__(self, beta: int | list[int] = 16, clip: float | None = 1.0, sign_zero: int = 1):
@@ -363,13 +365,21 @@ class Hadamard(Binarizer):
         return self.beta
 
     @property
+    def output(self) -> OutputSet:  # type: ignore[override]
+        return OutputSet.SCALED_BINARY if self.sign_zero == 1 else OutputSet.SCALED_TERNARY
+
+    @property
+    def _sign_bits(self) -> int:
+        return 1 if self.sign_zero == 1 else 2  # +-1, or three levels with sign(0) = 0
+
+    @property
     def bits(self) -> float:  # type: ignore[override]
-        """One sign bit per element plus one float32 scale per block of beta (on average, for a divisible row)."""
-        return 1 + 32 / self._block()
+        """A sign per element plus one float32 scale per block of beta (on average, for a divisible row)."""
+        return self._sign_bits + 32 / self._block()
 
     def storage_bits(self, rows: int, row_length: int) -> float:
-        """One bit per element and one float32 scale per block: ceil(row_length / beta) blocks per row."""
-        return rows * (row_length + 32 * math.ceil(row_length / self._block()))
+        """A sign per element and one float32 scale per block: ceil(row_length / beta) blocks per row."""
+        return rows * (self._sign_bits * row_length + 32 * math.ceil(row_length / self._block()))
 
     def for_layer(self, index: int, count: int) -> Binarizer:
         if not isinstance(self.beta, list):

@@ -17,7 +17,7 @@ network: batch norm of the input, a float Linear(10, 10) and a softmax.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn as nn
@@ -42,6 +42,28 @@ def _layer_binarizer(precision: str, binarizer: Binarizer) -> Binarizer:
     return binarizer if precision == "binary" else IDENTITY
 
 
+def _sign_in_next_layer(m: ModelConfig) -> bool:
+    """Whether a hidden activation's sign is the next layer's input binarizer (else a Binarize module).
+
+    ``before_sign`` needs it there (dropout comes between batch norm and the
+    sign). Without dropout there is nothing to place, and the report's
+    real-operand backward (``linear_backward=real``) needs the layer to see its
+    input before the sign, so the sign goes there too: ``dropout_at`` then
+    builds the same network either way (``inert_model_keys``).
+    """
+    return m.dropout_at == "before_sign" or (m.dropout == 0 and m.linear_backward == "real")
+
+
+def inert_model_keys(model: dict[str, Any]) -> list[str]:
+    """``model.*`` keys (of a config as a plain dict) that build the same network as their defaults would.
+
+    Without dropout, where it would sit and whether it stays on at evaluation
+    change nothing (see ``_sign_in_next_layer``); runs that differ only there
+    share an id, and a grid trains them once.
+    """
+    return ["dropout_at", "dropout_in_eval"] if model.get("dropout") == 0 else []
+
+
 def _dropout(m: ModelConfig) -> list[nn.Module]:
     if m.dropout == 0:
         return []
@@ -51,15 +73,15 @@ def _dropout(m: ModelConfig) -> list[nn.Module]:
 def _hidden_block(m: ModelConfig, layer: BinaryLinear, activations: Binarizer) -> list[nn.Module]:
     """layer -> [BN] -> [nonlinearity], then the activation sign and dropout in ``m.dropout_at``'s order.
 
-    ``before_sign`` leaves the sign to the next layer's input binarizer, so that
-    a layer with ``linear_backward=real`` sees its input before the sign.
+    Where the sign belongs to the next layer (``_sign_in_next_layer``) the
+    block ends with the dropout; otherwise with a Binarize module, then dropout.
     """
     block: list[nn.Module] = [layer]
     if m.batch_norm:
         block.append(nn.BatchNorm1d(m.width, eps=m.bn_eps, momentum=m.bn_momentum))
     if m.nonlinearity != "none":
         block.append(NONLINEARITIES[m.nonlinearity]())
-    if m.dropout_at == "before_sign":
+    if _sign_in_next_layer(m):
         return block + _dropout(m)
     if activations.quantizes:
         block.append(Binarize(activations))
@@ -88,7 +110,7 @@ def build_mlp(
         layers.append(nn.BatchNorm1d(in_features, eps=m.bn_eps, momentum=m.bn_momentum))
     if m.input_dropout > 0:
         layers.append(nn.Dropout(m.input_dropout))
-    sign_in_layer = m.dropout_at == "before_sign"  # the sign of a hidden activation happens in the next layer
+    sign_in_layer = _sign_in_next_layer(m)
 
     def linear(i: int, n_in: int, n_out: int, layer_weights: Binarizer) -> BinaryLinear:
         first = i == 0
@@ -167,9 +189,7 @@ def build_bnn_cnn(
     layers.append(
         BinaryLinear(features, num_classes, bias=m.bias, weight_binarizer=last, binarize_bias=m.binarize_bias)
     )
-    if m.last_batch_norm:
-        layers.append(nn.BatchNorm1d(num_classes, eps=m.bn_eps, momentum=m.bn_momentum))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers, *_output_head(m, num_classes))
 
 
 ARCHITECTURES = {"mlp": build_mlp, "bnn_cnn": build_bnn_cnn}

@@ -6,12 +6,15 @@ two-valued axis (e.g. dropout off/on) answers two questions per change:
 * its effect on the accuracy with the axis off: ``acc(change, off) - acc(ref, off)``;
 * its effect on the axis's gap: ``[acc(change, on) - acc(change, off)] - [acc(ref, on) - acc(ref, off)]``.
 
-Seeds are independent runs, so each effect is a difference of independent
-means. The first is Welch's t-test; the second, a contrast of four means,
-uses the same construction (Welch-Satterthwaite degrees of freedom for the
-sum of the four variances of the means). Cells that share runs with their
-reference (a change that is inert with the axis off) have no test for the
-first effect: it is exactly zero.
+Each effect is a difference of means over seeds. The first is Welch's
+t-test; the second, a contrast of four means, uses the same construction
+(Welch-Satterthwaite degrees of freedom for the sum of the four variances of
+the means). Runs of two cells with the same seed start from the same weights
+and see the same batches where the architectures allow, so they are not
+independent; the unpaired test ignores that pairing and is conservative.
+A change that is inert with the axis off shares its reference's runs there:
+its first effect is exactly zero (no test), and its gap effect is the
+difference of the two cells with the axis on.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class Contrast:
             return cls(estimate, math.nan, math.nan)
         parts = [float(g.var(ddof=1)) / len(g) for _, g in values]  # variances of the means
         var = sum(parts)
-        if var == 0:
-            return cls(estimate, 0.0, math.nan if estimate == 0 else 0.0)
+        if var == 0:  # every seed alike in every group: no test
+            return cls(estimate, 0.0, math.nan)
         df = var**2 / sum(p**2 / (len(g) - 1) for p, (_, g) in zip(parts, values, strict=True))
         se = math.sqrt(var)
         half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
@@ -83,7 +86,10 @@ def attribution_table(manifest: dict[str, Any], per_seed: pd.DataFrame, metric: 
         s_off, s_on, r_off, r_on = (values(x) for x in (label, label + on_suffix, ref, ref + on_suffix))
         shared_off = ids.get(label) == ids.get(ref)
         base = Contrast.of([(1, s_off), (-1, r_off)])
-        gap = Contrast.of([(1, s_on), (-1, s_off), (-1, r_on), (1, r_off)])
+        if shared_off:  # the off terms are the same runs: they cancel, and so does their noise
+            gap = Contrast.of([(1, s_on), (-1, r_on)])
+        else:
+            gap = Contrast.of([(1, s_on), (-1, s_off), (-1, r_on), (1, r_off)])
         rows.append(
             {
                 "change": label,

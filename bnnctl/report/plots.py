@@ -168,9 +168,8 @@ def plot_grid_heatmap(table: Any, manifest: dict[str, Any], path: Path, metric: 
         return None
     (ka, va), (kb, vb) = [(a["key"], a["values"]) for a in axes]
     grid = np.full((len(va), len(vb)), np.nan)
-    for row in table.itertuples(index=False):
-        d = row._asdict()
-        grid[va.index(d[ka]), vb.index(d[kb])] = d[f"{metric}_mean"] * 100
+    for a, b, value in table[[ka, kb, f"{metric}_mean"]].itertuples(index=False, name=None):  # keys are dotted
+        grid[va.index(a), vb.index(b)] = value * 100
     fig, ax = plt.subplots(figsize=(1.1 * len(vb) + 2.5, 0.9 * len(va) + 1.8))
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     for i in range(len(va)):

@@ -161,11 +161,17 @@ def _label(axes: list[Any], indices: tuple[int, ...], baseline: str) -> str:
 
 
 def _check_user_overrides(grid: AblationConfig, user_overrides: list[str]) -> None:
+    """The command line may not set what the grid varies: an axis, the seed, or a key a listed cell sets."""
     axis_keys = {a.key for a in grid.axes}
+    cell_keys = {o.partition("=")[0].lstrip("+~"): c.label for c in grid.cells for o in c.overrides}
     for override in user_overrides:
         key = override.partition("=")[0].lstrip("+~")
         if key in axis_keys:
             raise ConfigError(f"{key} is an axis of grid {grid.name!r}: it cannot be overridden for every cell")
+        if key in cell_keys:
+            raise ConfigError(
+                f"{key} is what cell {cell_keys[key]!r} of grid {grid.name!r} changes: it cannot be overridden for every cell"
+            )
         if key == "train.seed":
             raise ConfigError("train.seed is set per run by the grid: use ablation.seeds=[0,1,2] instead")
 
