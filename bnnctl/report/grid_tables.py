@@ -96,16 +96,25 @@ def _setting(value: Any) -> str:
     return "on" if value is True else "off" if value is False else str(value)
 
 
+def _axis_headers(axes: list[dict[str, Any]]) -> list[str]:
+    """Column headers: an on/off axis by its short label, another by its key's last part (``dropout``),
+    unless two axes would share it (``...weights.params.beta``, ``...activations.params.beta``): then the short label.
+    """
+    switch = [all(isinstance(v, bool) for v in a["values"]) for a in axes]
+    headers = [
+        (a.get("short") or a["key"]) if s else a["key"].rsplit(".", 1)[-1] for a, s in zip(axes, switch, strict=True)
+    ]
+    return [(a.get("short") or a["key"]) if headers.count(h) > 1 else h for a, h in zip(axes, headers, strict=True)]
+
+
 def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame:
     """The cell table as people read it: accuracies in %, 'mean ± 95% CI', the report's value beside."""
     axes = manifest["grid"]["axes"]
     reference = manifest["grid"].get("reference") or {}
     shown = pd.DataFrame({"cell": table["cell"]})
-    if "change" in table:
+    if "change" in table and not (table["change"] == table["cell"]).all():  # listed cells crossed with axes
         shown["change"] = table["change"]
-    for axis in axes:
-        switch = all(isinstance(v, bool) for v in axis["values"])  # on/off axes go by their short label
-        header = (axis.get("short") or axis["key"]) if switch else axis["key"].rsplit(".", 1)[-1]
+    for axis, header in zip(axes, _axis_headers(axes), strict=True):
         shown[header] = table[axis["key"]].map(_setting)
     shown["seeds"] = table["n"].astype(str) + "/" + table["seeds"].astype(str)
     for metric in METRICS_OF_A_RUN:

@@ -175,7 +175,8 @@ def plot_grid_heatmap(table: Any, manifest: dict[str, Any], path: Path, metric: 
     for i in range(len(va)):
         for j in range(len(vb)):
             if grid[i, j] == grid[i, j]:
-                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="white", fontsize=8)
+                bright = grid[i, j] > np.nanmean(grid)  # viridis is light at the top: dark text there
+                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="black" if bright else "white")
     ax.set_xticks(range(len(vb)), [str(v) for v in vb])
     ax.set_yticks(range(len(va)), [str(v) for v in va])
     ax.set(xlabel=kb, ylabel=ka, title=f"{manifest['grid']['name']}: {metric} (%), mean over seeds")
