@@ -119,6 +119,10 @@ def _points(value: float, half: float) -> str:
     return f"{value * 100:+.2f}" + ("" if half != half else f" ± {half * 100:.2f}")
 
 
+def _pct(value: float, signed: bool = False) -> str:
+    return "--" if value != value else (f"{value * 100:+.2f}" if signed else f"{value * 100:.2f}")
+
+
 def _p(p: float, shared: bool = False) -> str:
     if shared:
         return "same runs"
@@ -131,13 +135,13 @@ def display_attribution(table: pd.DataFrame, axis_name: str) -> pd.DataFrame:
         {
             "change": table["change"],
             "vs": table["compared_to"],
-            f"peak % ({axis_name} off)": [f"{v * 100:.2f}" for v in table["off_mean"]],
-            f"peak % ({axis_name} on)": [f"{v * 100:.2f}" for v in table["on_mean"]],
+            f"peak % ({axis_name} off)": [_pct(v) for v in table["off_mean"]],
+            f"peak % ({axis_name} on)": [_pct(v) for v in table["on_mean"]],
             "effect off (points)": [
                 _points(v, h) for v, h in zip(table["effect_off"], table["effect_off_ci"], strict=True)
             ],
             "p off": [_p(p, s) for p, s in zip(table["effect_off_p"], table["shares_off_runs"], strict=True)],
-            f"{axis_name} gap (points)": [f"{v * 100:+.2f}" for v in table["gap_mean"]],
+            f"{axis_name} gap (points)": [_pct(v, signed=True) for v in table["gap_mean"]],
             "effect on gap (points)": [
                 _points(v, h) for v, h in zip(table["effect_gap"], table["effect_gap_ci"], strict=True)
             ],
