@@ -136,7 +136,7 @@ def plot_comparison(table: Any, info: dict[str, Any], path: Path) -> Path:
     grids = info["grids"]
     x = np.arange(len(table))
     width = 0.8 / len(grids)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(table) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(table) + 2) + 3, 4))
     for i, name in enumerate(grids):
         mean = table[f"{name}_mean"].to_numpy(dtype=float) * 100
         low = table[f"{name}_ci_lo"].to_numpy(dtype=float) * 100
@@ -148,7 +148,7 @@ def plot_comparison(table: Any, info: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(x, table["cell"], rotation=30, ha="right")
     ax.set(ylabel=f"{info['metric']} (%)", ylim=(0, 100))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
