@@ -159,6 +159,11 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
     return grid
 
 
+def override_key(override: str) -> str:
+    """The key an override sets: ``+a.b=1``, ``~a.b`` and ``a.b=1`` all set ``a.b``."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def _cell_checks(grid: AblationConfig) -> list[tuple[bool, str]]:
     """Listed cells: distinct labels, overrides that leave the axes alone, own values that fit their axis."""
     labels = [c.label for c in grid.cells]
@@ -173,7 +178,7 @@ def _cell_checks(grid: AblationConfig) -> list[tuple[bool, str]]:
     ]
     for cell in grid.cells:
         where = f"cell {cell.label!r} of grid {grid.name!r}"
-        set_keys = [o.partition("=")[0].lstrip("+~") for o in cell.overrides]
+        set_keys = [override_key(o) for o in cell.overrides]
         checks += [
             (all("=" in o for o in cell.overrides), f"{where}: overrides must be key=value, got {cell.overrides}"),
             (

@@ -40,9 +40,10 @@ def layer_sizes(model: nn.Module) -> list[dict[str, Any]]:
         if not tensors:
             continue
         elements = sum(t.numel() for _, t in tensors)
-        bits = sum(_tensor_bits(module, n, t) for n, t in tensors)
-        weight = getattr(module, "weight", None)
-        weight_bits = _tensor_bits(module, "weight", weight) / weight.numel() if weight is not None else float("nan")
+        bits_of = {n: _tensor_bits(module, n, t) for n, t in tensors}
+        bits = sum(bits_of.values())
+        weight = dict(tensors).get("weight")
+        weight_bits = bits_of["weight"] / weight.numel() if weight is not None else float("nan")
         binarizer = getattr(module, "weight_binarizer", None)
         rows.append(
             {
@@ -59,9 +60,12 @@ def layer_sizes(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
-def model_size_bytes(model: nn.Module) -> dict[str, float]:
-    """The whole model: elements, quantized weights, bytes in float32 and deployed, and the compression ratio."""
-    rows = layer_sizes(model)
+def model_size_bytes(model: nn.Module, rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """The whole model: elements, quantized weights, bytes in float32 and deployed, and the compression ratio.
+
+    ``rows``: the model's ``layer_sizes``, when the caller has them already.
+    """
+    rows = layer_sizes(model) if rows is None else rows
     quantized = sum(
         m.weight.numel() for m in model.modules() if isinstance(m, _BinaryMixin) and m.weight_binarizer.quantizes
     )

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bnnctl.errors import ConfigError
 from bnnctl.files import atomic_write_text
-from bnnctl.report.grid_tables import cell_table, collect_grid
+from bnnctl.report.grid_tables import cell_table, collect_grid, pm, published_pct
 from bnnctl.report.tables import write_latex, write_table
 
 
@@ -48,19 +48,13 @@ def compare_grids(grid_dirs: list[Path], metric: str = "peak_val_acc") -> tuple[
     return pd.DataFrame(rows), {"grids": names, "reference": source, "metric": metric}
 
 
-def _pm(mean: float, lo: float) -> str:
-    if mean != mean:
-        return "--"
-    return f"{mean * 100:.2f}" + ("" if lo != lo else f" ± {(mean - lo) * 100:.2f}")
-
-
 def display_comparison(table: pd.DataFrame, info: dict[str, Any]) -> pd.DataFrame:
     shown = pd.DataFrame({"cell": table["cell"]})
     if info["reference"]:
-        shown["published %"] = table["reference"].map(lambda v: "--" if v is None or v != v else f"{v * 100:.0f}")
+        shown["published %"] = table["reference"].map(published_pct)
     for name in info["grids"]:
         shown[f"{name} %"] = [
-            _pm(m, lo) + f" (n={n})" if m == m else "--"
+            pm(m, lo) + f" (n={n})" if m == m else "--"
             for m, lo, n in zip(table[f"{name}_mean"], table[f"{name}_ci_lo"], table[f"{name}_n"], strict=True)
         ]
     return shown

@@ -82,13 +82,18 @@ def cell_table(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame
     return table.drop(columns=["order"]).reset_index(drop=True)
 
 
-def _pm(mean: float, lo: float, scale: float, digits: int) -> str:
-    """'mean ± half-width of the 95% CI' (just the mean when there is no interval)."""
+def pm(mean: float, lo: float, scale: float = 100, digits: int = 2) -> str:
+    """'mean ± half-width of the 95% CI' (just the mean when there is no interval; '--' without a mean)."""
     if mean != mean:
         return "--"
     if lo != lo:
         return f"{mean * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f} ± {(mean - lo) * scale:.{digits}f}"
+
+
+def published_pct(value: float | None) -> str:
+    """A published accuracy as the tables show it: whole percent, '--' where there is none."""
+    return "--" if value is None or value != value else f"{value * 100:.0f}"
 
 
 def _setting(value: Any) -> str:
@@ -120,13 +125,11 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
     for metric in METRICS_OF_A_RUN:
         scale, digits = (100, 2) if metric in ACCURACIES else (1, 1)
         shown[HEADERS[metric]] = [
-            _pm(m, lo, scale, digits) for m, lo in zip(table[f"{metric}_mean"], table[f"{metric}_ci_lo"], strict=True)
+            pm(m, lo, scale, digits) for m, lo in zip(table[f"{metric}_mean"], table[f"{metric}_ci_lo"], strict=True)
         ]
     metric = reference.get("metric", "peak_val_acc")
     if reference.get("values"):
-        shown[f"report {HEADERS.get(metric, metric)}"] = table["reference"].map(
-            lambda v: "--" if v != v or v is None else f"{v * 100:.0f}"
-        )
+        shown[f"report {HEADERS.get(metric, metric)}"] = table["reference"].map(published_pct)
     return shown
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from bnnctl.config import AblationConfig, LauncherConfig, TrainConfig, compose_train, split_runs_dir
+from bnnctl.config.sweep import override_key
 from bnnctl.errors import ConfigError, RunError
 from bnnctl.runs import Run, cell_id, cell_run_dir, fresh_run, grid_dir, write_manifest
 from bnnctl.sweep.launchers import first_line, launcher_class, make_launcher
@@ -163,9 +164,9 @@ def _label(axes: list[Any], indices: tuple[int, ...], baseline: str) -> str:
 def _check_user_overrides(grid: AblationConfig, user_overrides: list[str]) -> None:
     """The command line may not set what the grid varies: an axis, the seed, or a key a listed cell sets."""
     axis_keys = {a.key for a in grid.axes}
-    cell_keys = {o.partition("=")[0].lstrip("+~"): c.label for c in grid.cells for o in c.overrides}
+    cell_keys = {override_key(o): c.label for c in grid.cells for o in c.overrides}
     for override in user_overrides:
-        key = override.partition("=")[0].lstrip("+~")
+        key = override_key(override)
         if key in axis_keys:
             raise ConfigError(f"{key} is an axis of grid {grid.name!r}: it cannot be overridden for every cell")
         if key in cell_keys:

@@ -24,6 +24,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
     data = load_dataset(dataclasses.replace(cfg.data, val_size=0), torch_device)
     model.to(torch_device)
     metrics = evaluate(model, data.test, cfg.train.eval_batch_size, get_loss(cfg.model.loss))
+    layers = layer_sizes(model)
     result = {
         "run": run.name,
         "data": cfg.data.name,
@@ -33,8 +34,8 @@ def evaluate_run(run_dir: str | Path, data_root: str | None = None, device: str 
         "test_loss": metrics["loss"],
         "device": str(torch_device),
         "complete": run.done,
-        **{f"model_{k}": v for k, v in model_size_bytes(model).items()},
-        "layers": layer_sizes(model),
+        **{f"model_{k}": v for k, v in model_size_bytes(model, layers).items()},
+        "layers": layers,
     }
     write_json(run.path / "eval.json", result)
     return result
