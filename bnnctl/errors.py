@@ -23,3 +23,7 @@ class DataError(BnnctlError):
 
 class RunError(BnnctlError):
     """A run folder that is missing, incomplete, unwritable or corrupt."""
+
+
+class PackError(BnnctlError):
+    """A model that cannot be packed exactly, or a packed model file that cannot be read."""

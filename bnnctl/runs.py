@@ -248,11 +248,27 @@ class Run:
         atomic_write_text(self.path / DONE, dt.datetime.now().isoformat(timespec="seconds") + "\n")
 
 
+@dataclass
+class Trained:
+    """A run's trained model with what rebuilt it: its config and the data's input shape and class count."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+
 def load_trained(run: Run | str | Path) -> tuple[TrainConfig, nn.Module]:
     """The run's config and its trained model (CPU, evaluation mode), from the checkpoint alone when it can.
 
     Checkpoints since v2 carry their config; older ones are paired with config.yaml.
     """
+    trained = load_trained_model(run)
+    return trained.cfg, trained.model
+
+
+def load_trained_model(run: Run | str | Path) -> Trained:
+    """``load_trained`` with the input shape and class count the model was built for."""
     from bnnctl.nn import build_model
 
     run = run if isinstance(run, Run) else open_run(run)
@@ -266,13 +282,14 @@ def load_trained(run: Run | str | Path) -> tuple[TrainConfig, nn.Module]:
         cfg = from_container(embedded, f"config in {run.path / CHECKPOINT}") if embedded else run.config()
     except ConfigError as exc:
         raise RunError(str(exc)) from None
-    model = build_model(cfg.model, cfg.binarize, tuple(state["input_shape"]), state["num_classes"])
+    input_shape = tuple(state["input_shape"])
+    model = build_model(cfg.model, cfg.binarize, input_shape, state["num_classes"])
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise RunError(f"the checkpoint in {run.path} does not fit its config: {first}") from None
-    return cfg, model.eval()
+    return Trained(cfg, model.eval(), input_shape, state["num_classes"])
 
 
 # --- where runs live -----------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""``bnnctl bench train``."""
+"""``bnnctl bench train|gemm|infer``."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
 
 from bnnctl.cli.app import bench_app
-from bnnctl.cli.common import JSON_HELP, emit_json, errors, out, say
+from bnnctl.cli.common import JSON_HELP, emit_json, errors, out, print_frame, say
 
 
 @bench_app.command("train")
@@ -46,3 +49,84 @@ def bench_train(
             table.add_row(name, f"{r['samples_per_s']:.0f}", f"{r['step_ms']:.1f}", f"{60000 / r['samples_per_s']:.1f}")
         out.print(table)
         out.print(f"BNN epoch / float epoch = {result['bnn_over_float']:.3f}  (target <= 1.15)")
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option)
+    return values
+
+
+@bench_app.command("gemm")
+def bench_gemm(
+    m: str = typer.Option("1,64,256,1024", "--m", help="Rows of A (the batch), comma-separated."),
+    kn: str = typer.Option("2048,4096", "--kn", help="K = N values, comma-separated."),
+    rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    sizes: bool = typer.Option(
+        False, "--sizes", help="Also time square products M = K = N (--size-list) and plot them."
+    ),
+    size_list: str = typer.Option("256,512,1024,2048,4096", help="Square sizes for --sizes."),
+    naive_max: int = typer.Option(1024, help="Largest size the naive triple loop runs at (it takes minutes beyond)."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Folder for the tables and figure (default: runs/bench/gemm/<time>)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """The packed XNOR-popcount product vs float32 (PyTorch default, oneDNN), bf16 and int8: GOP/s and ratios.
+
+    Every method computes A W^T on the same +-1 operands in one process, interleaved; the packed result is
+    checked equal to the float product first. Ops are counted as 2MNK. `packed+pack` includes packing the
+    float activations; `packed_rows` is the kernel without register blocking.
+    """
+    with errors():
+        import datetime as dt
+
+        import pandas as pd
+
+        from bnnctl.bench.gemm import DEFAULT, REFERENCE, bench_products, bench_sizes
+        from bnnctl.report.plots import plot_gemm_sizes
+        from bnnctl.report.tables import write_table
+
+        ms, kns = _ints(m, "--m"), _ints(kn, "--kn")
+        folder = output or Path("runs") / "bench" / "gemm" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        products = pd.DataFrame(bench_products(ms, kns, rounds, progress=say))
+        written = write_table(products, folder, "products", floatfmt=".3g")
+        result: dict = {"products": products.to_dict("records")}
+        if sizes:
+            frame = pd.DataFrame(bench_sizes(_ints(size_list, "--size-list"), rounds, naive_max, progress=say))
+            written += write_table(frame, folder, "sizes", floatfmt=".4g")
+            written.append(plot_gemm_sizes(frame, folder / "sizes.png"))
+            result["sizes"] = frame.to_dict("records")
+        result["files"] = [str(p) for p in written]
+        if json_output:
+            emit_json(result)
+            return
+        shown = products[["M", "K", "method", "ms", "GOP/s", f"x_{REFERENCE}", f"x_{DEFAULT}"]]
+        print_frame(shown, f"A (M x K) times W^T (K x N = K), medians of {rounds} interleaved rounds")
+        if sizes:
+            print_frame(pd.DataFrame(result["sizes"]), "square products")
+        out.print(f"wrote {', '.join(result['files'])}")
+
+
+@bench_app.command("infer")
+def bench_infer(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `bnnctl train`.", show_default=False),
+    batch: str = typer.Option("1,256", "--batch", help="Batch sizes, comma-separated."),
+    rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Images/s of the run's packed model vs its float model (as evaluated, and with its +-1 weights cached)."""
+    with errors():
+        import pandas as pd
+
+        from bnnctl.bench.infer import bench_infer as run_bench
+
+        result = run_bench(run_dir, _ints(batch, "--batch"), rounds, progress=say)
+        if json_output:
+            emit_json(result)
+            return
+        print_frame(pd.DataFrame(result["rows"]), f"inference, {result['run']}, {result['threads']} threads")

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from bnnctl.cli.app import app
-from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, print_frame, print_key_values
+from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, print_frame, print_key_values, say
 from bnnctl.errors import BnnctlError
 
 
@@ -64,9 +64,17 @@ def eval_(
     run_dir: Path = typer.Argument(..., help="A run folder written by `bnnctl train`.", show_default=False),
     data_root: Optional[str] = typer.Option(None, help="Look for the dataset here instead of the run's data.root."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto (default: the run's train.device)."),
+    packed: bool = typer.Option(
+        False,
+        "--packed",
+        help="Also run the test set through the packed model (RUN_DIR/packed.npz from `bnnctl export`, else packed "
+        "in memory) and compare its predictions with the float model's; exit 1 if any differ. Writes eval_packed.json.",
+    ),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Evaluate a run's checkpoint on the test set; writes eval.json into the run folder."""
+    if packed:
+        return _eval_packed(run_dir, data_root, json_output)
     with errors():
         from bnnctl.training import evaluate_run
 
@@ -77,6 +85,22 @@ def eval_(
             layers = metrics.pop("layers")
             print_key_values(f"eval {Path(run_dir).name}", metrics)
             print_frame(size_frame(layers), "size per layer (deployed vs float32)")
+
+
+def _eval_packed(run_dir: Path, data_root: Optional[str], json_output: bool) -> None:
+    with errors():
+        from bnnctl.packed.runs import evaluate_packed
+
+        result = evaluate_packed(run_dir, data_root=data_root)
+        if json_output:
+            emit_json(result)
+        else:
+            print_key_values(f"eval --packed {Path(run_dir).name}", result)
+    if not result["identical_predictions"]:
+        say(
+            f"error: the packed model's predictions differ from the float model's on {result['predictions_differ']} of {result['n']} images"
+        )
+        raise typer.Exit(1)
 
 
 def size_frame(layers: list[dict]):

@@ -5,6 +5,13 @@ weights reaches them through the binarizer's surrogate gradient); training may
 clip them to [-1, 1] so that they cannot drift away from the sign threshold.
 Every decision about a layer (is it +-1? are its weights clipped? how many
 bits does it store?) is asked of its binarizer objects, never of a name.
+
+The bias is added after the product, never inside it: with +-1 operands the
+product is an exact integer in float32 (|K| < 2^24), and adding the bias is
+then one rounding, the same in every batch shape. A BLAS call with the bias
+folded in accumulates it with K-block partial sums instead (which partials
+depends on the matrix sizes), so the packed model could not match it bit
+for bit (``bnnctl.packed``).
 """
 
 from __future__ import annotations
@@ -45,6 +52,11 @@ class EvalDropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.p, training=True)
+
+
+def add_bias(product: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """product + bias over the last dim (or the product alone): after the product, one rounding (see the module)."""
+    return product if bias is None else product + bias
 
 
 class _BinaryMixin:
@@ -109,7 +121,7 @@ class _RealOperandLinear(torch.autograd.Function):
     def forward(ctx, x, weight, bias, x_b, weight_b, bias_b):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return F.linear(x_b, weight_b, bias_b)
+        return add_bias(F.linear(x_b, weight_b), bias_b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -145,7 +157,7 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
             with torch.no_grad():
                 x_b, w_b, b_b = self.binary_input(x), self.binary_weight(), self.binary_bias()
             return _RealOperandLinear.apply(x, self.weight, self.bias, x_b, w_b, b_b)
-        return F.linear(self.binary_input(x), self.binary_weight(), self.binary_bias())
+        return add_bias(F.linear(self.binary_input(x), self.binary_weight()), self.binary_bias())
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", real_backward=True" if self.real_backward else "")
@@ -170,7 +182,9 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
         self._setup_binarizers(weight_binarizer, input_binarizer, binarize_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(self.binary_input(x), self.binary_weight(), self.binary_bias())
+        out = self._conv_forward(self.binary_input(x), self.binary_weight(), None)
+        bias = self.binary_bias()
+        return out if bias is None else out + bias[:, None, None]
 
 
 def quantized_layers(model: nn.Module) -> list[nn.Module]:

@@ -185,3 +185,40 @@ def plot_grid_heatmap(table: Any, manifest: dict[str, Any], path: Path, metric: 
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+GEMM_STYLES = {  # method -> (label, colour, marker)
+    "naive": ("classical triple loop (CMMA)", "tab:gray", "x"),
+    "float32": ("float32, PyTorch default (MKL)", "tab:blue", "o"),
+    "float32_onednn": ("float32, oneDNN", "tab:cyan", "s"),
+    "hadamard_block": ("Hadamard block, beta=16 (xHBNN)", "tab:orange", "^"),
+    "packed": ("XNOR-popcount, packed (xBNN)", "tab:red", "D"),
+}
+
+
+def plot_gemm_sizes(frame: Any, path: Path) -> Path:
+    """Time per square product vs size, log-log: the Hadamard post's "CMMA vs xHBNN" and "MKL vs xHBNN" panels."""
+    panels = (
+        ("classical vs binary", ("naive", "hadamard_block", "packed")),
+        ("MKL / oneDNN vs binary", ("float32", "float32_onednn", "hadamard_block", "packed")),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (title, methods) in zip(axes, panels, strict=True):
+        for method in methods:
+            rows = frame[frame["method"] == method].sort_values("size")
+            if rows.empty:
+                continue
+            label, colour, marker = GEMM_STYLES[method]
+            ax.plot(rows["size"], rows["seconds"], marker=marker, color=colour, label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("M = K = N")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("seconds per product (median)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
