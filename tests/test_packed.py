@@ -231,3 +231,9 @@ def test_a_damaged_packed_file_is_named(tmp_path):
         load_packed(bad)
     with pytest.raises(PackError, match="no such packed model file"):
         load_packed(tmp_path / "missing.npz")
+
+
+def test_a_float_model_has_nothing_to_pack():
+    cfg = tiny("model=mlp_float")
+    with pytest.raises(PackError, match="nothing to pack"):
+        pack_model(build_model(cfg.model, cfg.binarize, (1, 28, 28), 10), (1, 28, 28))

@@ -1,11 +1,11 @@
 """The ``bnnctl`` command line: parse, call the library, print. No tensors here.
 
-One module per command group (``train``: train and eval; ``runs``; ``ablate``;
-``bench``; ``packed``: export), sharing ``common`` (errors, exit codes, printing) and ``progress``
+One module per command group (``train``: train, eval and export; ``runs``; ``ablate``;
+``bench``), sharing ``common`` (errors, exit codes, printing) and ``progress``
 (live displays). The library never imports this package.
 """
 
-from bnnctl.cli import ablate, bench, geometry, packed, runs, train  # noqa: F401 - each registers its commands
+from bnnctl.cli import ablate, bench, geometry, runs, train  # noqa: F401 - each registers its commands
 from bnnctl.cli.app import app
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bnnctl.cli.app import bench_app
 from bnnctl.cli.common import JSON_HELP, emit_json, errors, out, print_frame, say
+from bnnctl.errors import BnnctlError
 
 
 @bench_app.command("train")
@@ -57,7 +58,7 @@ def _ints(text: str, option: str) -> list[int]:
     except ValueError:
         values = []
     if not values or min(values) < 1:
-        raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option)
+        raise BnnctlError(f"{option}: expected positive integers separated by commas, got {text!r}")
     return values
 
 

@@ -315,6 +315,8 @@ def pack_model(model: nn.Module, input_shape: tuple[int, ...], xnor: bool = True
     with torch.no_grad():
         packer = _Packer(_events(model, tuple(input_shape)), xnor)
         ops = packer.run()
+    if xnor and not any(isinstance(op, (XnorLinear, XnorConv2d)) for op in ops):
+        raise PackError("the model has no layer with +-1 weights and +-1 inputs: nothing to pack (a float model?)")
     return PackedModel(ops, {"input_shape": list(input_shape), "thresholded_layers": packer.folded})
 
 
