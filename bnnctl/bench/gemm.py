@@ -19,8 +19,8 @@ equal) before anything is timed. Ops are counted as a float GEMM's: 2MNK.
 
 ``--sizes``: square M = K = N, time per product of ``packed``, the Hadamard
 block product (``hadamard_block``, beta = 16), ``float32``,
-``float32_onednn`` and the textbook triple loop (``naive``, the post's
-"classical" CMMA, only up to ``naive_max``: it takes minutes beyond).
+``float32_onednn``, and apart from them the textbook triple loop (``naive``,
+the post's "classical" CMMA, only up to ``naive_max``: it takes minutes beyond).
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def bench_products(
     return rows
 
 
-def size_methods(n: int, naive_max: int, beta: int = 16) -> dict[str, Callable[[], object]]:
-    """Square products of size n: packed, Hadamard block (beta), float32 (MKL, oneDNN), the naive loop up to naive_max."""
+def size_methods(n: int, beta: int = 16) -> dict[str, Callable[[], object]]:
+    """Square products of size n: packed, Hadamard block (beta), float32 (MKL, oneDNN)."""
     a, w = _operands(n, n, n)
     x, y = torch.randn(n, n), torch.randn(n, n)  # real operands for the Hadamard product
     a_words, a_scales = hadamard_pack(x, beta)
@@ -126,20 +126,30 @@ def size_methods(n: int, naive_max: int, beta: int = 16) -> dict[str, Callable[[
     base = product_methods(a, w)
     methods = {name: base[name] for name in ("packed", "float32", "float32_onednn")}
     methods["hadamard_block"] = lambda: hadamard_gemm(a_words, a_scales, h_panels, h_scale_panels, n, n, beta)
-    if n <= naive_max:
-        a_np, b_np = a.numpy(), w.T.contiguous().numpy()
-        methods["naive"] = lambda: naive_matmul(a_np, b_np)
     return methods
+
+
+def naive_method(n: int) -> Callable[[], object]:
+    a, w = _operands(n, n, n)
+    a_np, b_np = a.numpy(), w.T.contiguous().numpy()
+    return lambda: naive_matmul(a_np, b_np)
 
 
 def bench_sizes(
     sizes: list[int], rounds: int, naive_max: int, progress: Callable[[str], None] = lambda _: None
 ) -> list[dict[str, Any]]:
-    """One row per (size, method): seconds per product and GOP/s."""
+    """One row per (size, method): seconds per product and GOP/s.
+
+    The naive loop is timed on its own after the others: interleaved, its
+    seconds-long calls slowed the next methods' calls by up to 3x (measured at
+    1024), and it is two orders of magnitude away from them anyway.
+    """
     rows = []
     for n in sizes:
         progress(f"M=K=N={n}")
-        seconds = interleaved_medians(size_methods(n, naive_max), rounds, min_sample_s=0.01)
+        seconds = interleaved_medians(size_methods(n), rounds, min_sample_s=0.01)
+        if n <= naive_max:
+            seconds |= interleaved_medians({"naive": naive_method(n)}, min(rounds, 3), min_sample_s=0.01)
         for method, s in seconds.items():
             rows.append({"size": n, "method": method, "seconds": s, "GOP/s": 2.0 * n**3 / s / 1e9})
     return rows

@@ -118,15 +118,24 @@ def bench_infer(
     run_dir: Path = typer.Argument(..., help="A run folder written by `bnnctl train`.", show_default=False),
     batch: str = typer.Option("1,256", "--batch", help="Batch sizes, comma-separated."),
     rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write infer.csv and infer.md here."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Images/s of the run's packed model vs its float model (as evaluated, and with its +-1 weights cached)."""
+    """Images/s of the run's packed model vs its float model (as evaluated, and with its +-1 weights cached).
+
+    All three forms are checked to give the same outputs on the benchmark batch before they are timed.
+    """
     with errors():
         import pandas as pd
 
         from bnnctl.bench.infer import bench_infer as run_bench
+        from bnnctl.report.tables import write_table
 
         result = run_bench(run_dir, _ints(batch, "--batch"), rounds, progress=say)
+        if output is not None:
+            result["files"] = [
+                str(p) for p in write_table(pd.DataFrame(result["rows"]), output, "infer", floatfmt=".4g")
+            ]
         if json_output:
             emit_json(result)
             return

@@ -50,15 +50,12 @@ class Bits:
     @classmethod
     def from_float(cls, x: torch.Tensor) -> Bits:
         """Signs of x (>= 0 -> +1), channels-last: (N, C) -> (N, 1, CW); (N, C, H, W) -> (N, H * W, CW)."""
-        array = x.detach().cpu().numpy()
-        if array.ndim == 4:
-            n, c, h, w = array.shape
-            array = array.transpose(0, 2, 3, 1).reshape(n, h * w, c)
-        elif array.ndim == 2:
-            array = array[:, None, :]
-        else:
+        if x.dim() not in (2, 4):
             raise ValueError(f"packed activations must be (N, C) or (N, C, H, W), got {tuple(x.shape)}")
-        return cls(pack_signs(array), array.shape[2], tuple(x.shape))
+        n, c = x.shape[:2]
+        array = x.detach().cpu().float().contiguous().numpy().reshape(n, c, -1)  # (N, C, P), a view
+        words = _sign_words(array) if array.shape[2] == 1 else _sign_words_spatial(array)
+        return cls(words, c, tuple(x.shape))
 
     def to_float(self) -> torch.Tensor:
         """The +-1 float32 tensor these bits stand for, in PyTorch's (channels-first) layout."""
@@ -72,6 +69,44 @@ class Bits:
     def rows(self) -> np.ndarray:
         """Each example's words as one row (N, P * CW): what a dense layer multiplies."""
         return self.words.reshape(self.words.shape[0], -1)
+
+
+@njit(parallel=True, cache=True)
+def _sign_words(x):
+    """x (N, C, P) float32, channels first -> words (N, P, ceil(C / 64)): bit c of position p = x[n, c, p] >= 0.
+
+    Each word is built in a register from its 64 channels and stored once:
+    the fast order for P = 1 (dense activations), where those are contiguous.
+    """
+    n, c, p = x.shape
+    cw = (c + 63) // 64
+    words = np.empty((n, p, cw), dtype=np.uint64)
+    for e in prange(n):
+        for pos in range(p):
+            for w in range(cw):
+                word = np.uint64(0)
+                for b in range(min(64, c - w * 64)):
+                    if x[e, w * 64 + b, pos] >= 0:
+                        word |= np.uint64(1) << np.uint64(b)
+                words[e, pos, w] = word
+    return words
+
+
+@njit(parallel=True, cache=True)
+def _sign_words_spatial(x):
+    """As ``_sign_words``, in the fast order for P > 1: each channel's P values read in order, bits set in place.
+
+    An example's P x CW words (a few KiB) stay in L1 while its channels stream past.
+    """
+    n, c, p = x.shape
+    words = np.zeros((n, p, (c + 63) // 64), dtype=np.uint64)
+    for e in prange(n):
+        for ch in range(c):
+            word, bit = ch // 64, np.uint64(1) << np.uint64(ch % 64)
+            for pos in range(p):
+                if x[e, ch, pos] >= 0:
+                    words[e, pos, word] |= bit
+    return words
 
 
 @dataclass
@@ -201,6 +236,32 @@ def _padding_correction(
     )
 
 
+@njit(parallel=True, cache=True)
+def _conv_epilogue_bits(dots, correction, out_h, out_w, pool, t, flip):
+    """dots (N, out_h * out_w, C) full-window products -> the next sign's words (N, ph * pw, CW).
+
+    Per output channel c at pooled position (py, px): the max over the pool x
+    pool window of dots + correction (the padding fix), then (max >= t[c]) != flip[c].
+    pool = 1: no pooling. Windows past out_h // pool * pool are dropped (floor, as nn.MaxPool2d).
+    """
+    n, _, c = dots.shape
+    ph, pw = out_h // pool, out_w // pool
+    cw = (c + 63) // 64
+    words = np.zeros((n, ph * pw, cw), dtype=np.uint64)
+    for e in prange(n):
+        for py in range(ph):
+            for px in range(pw):
+                for ch in range(c):
+                    best = np.int32(-(2**31) + 1)
+                    for i in range(pool):
+                        for j in range(pool):
+                            pos = (py * pool + i) * out_w + px * pool + j
+                            best = max(best, dots[e, pos, ch] + correction[pos, ch])
+                    if (best >= t[ch]) != flip[ch]:
+                        words[e, py * pw + px, ch // 64] |= np.uint64(1) << np.uint64(ch % 64)
+    return words
+
+
 @dataclass
 class XnorConv2d:
     """A convolution on packed +-1 inputs and weights (im2col on words), with an optional max-pool on the integers.
@@ -258,14 +319,16 @@ class XnorConv2d:
         patches = _im2col_words(x.words, h, w, kh, kw, self.stride, self.padding, oh, ow)
         k = self.in_channels * kh * kw
         dots = xnor_gemm(patches, self.panels, k, self.out_channels).reshape(n, oh * ow, self.out_channels)
+        if self.thresholds is not None:
+            t, flip = self.thresholds.t, self.thresholds.flip
+            words = _conv_epilogue_bits(dots, self.correction, oh, ow, max(self.pool, 1), t, flip)
+            ph, pw = self.out_size
+            return Bits(words, self.out_channels, (n, self.out_channels, ph, pw))
         dots = (dots + self.correction).reshape(n, oh, ow, self.out_channels)
         if self.pool:
             ph, pw = self.out_size
             p = self.pool
             dots = dots[:, : ph * p, : pw * p].reshape(n, ph, p, pw, p, self.out_channels).max(axis=(2, 4))
         ph, pw = dots.shape[1:3]
-        if self.thresholds is None:
-            out = _float_output(dots.reshape(-1, self.out_channels), self.bias)
-            return out.reshape(n, ph, pw, self.out_channels).permute(0, 3, 1, 2).contiguous()
-        words = apply_thresholds(dots.reshape(-1, self.out_channels), self.thresholds)
-        return Bits(words.reshape(n, ph * pw, -1), self.out_channels, (n, self.out_channels, ph, pw))
+        out = _float_output(dots.reshape(-1, self.out_channels), self.bias)
+        return out.reshape(n, ph, pw, self.out_channels).permute(0, 3, 1, 2).contiguous()
