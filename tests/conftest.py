@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def tiny(*overrides: str) -> TrainConfig:
     """The debug=tiny config (synthetic data, 64 units, eager, CPU) plus overrides."""
     return compose_train(["debug=tiny", *overrides])
+
+
+def default_sigint() -> None:
+    """In the child: SIGINT at its default, as a terminal's foreground job has it.
+
+    A suite started in the background by a non-interactive shell (``pytest &``)
+    runs with SIGINT ignored, and children inherit an ignored signal: the
+    Ctrl-C tests would then test nothing and hang.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def fashion_root() -> str | None:

@@ -20,6 +20,7 @@ from bnnctl.errors import ConfigError, RunError
 from bnnctl.report.grid_tables import write_grid_results
 from bnnctl.report.tables import latex_escape, t_interval
 from bnnctl.sweep.grid import GridLock, expand_cells, plan_grid, run_grid, split_grid_args
+from conftest import default_sigint
 
 runner = CliRunner()
 # Everything but wall time is a function of the run folders: these columns must match across reruns.
@@ -304,6 +305,7 @@ def test_ctrl_c_stops_the_grid_and_its_workers_with_exit_130(tmp_path):
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
+        preexec_fn=default_sigint,  # as a terminal's foreground job (see conftest)
     )
     deadline = time.time() + 300
     while time.time() < deadline and not list(runs.glob("ablate/small/cells/*/seed-0/metrics.jsonl")):

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
+from conftest import default_sigint
 
 runner = CliRunner()
 
@@ -130,6 +131,7 @@ def test_ctrl_c_exits_130_keeps_finished_epochs_and_never_marks_done(runs_dir):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 120
     metrics = None
