@@ -344,11 +344,11 @@ class PackedModel:
 
 
 def _short(kind: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """A one-line description of an op for the export table."""
     if kind in ("xnor_linear", "xnor_conv2d"):
+        out = attrs["out_channels"] if kind == "xnor_conv2d" else attrs["out_features"]
         epilogue = "thresholds" if attrs["thresholds"] else "float"
-        return {
-            "detail": f"{attrs['in_channels']}->{attrs['out_channels' if kind == 'xnor_conv2d' else 'out_features']}, {epilogue}"
-        }
+        return {"detail": f"{attrs['in_channels']}->{out}, {epilogue}"}
     if kind == "linear":
         return {"detail": f"{attrs['weight']['shape']}, {'1 bit' if attrs['weight']['binary'] else 'float32'} weights"}
     return {"detail": attrs.get("fn", "")}
