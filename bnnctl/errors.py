@@ -25,5 +25,11 @@ class RunError(BnnctlError):
     """A run folder that is missing, incomplete, unwritable or corrupt."""
 
 
+class TrainingDiverged(BnnctlError):
+    """The loss or the weights stopped being finite: the run is marked failed, never done (exit 1)."""
+
+    exit_code = 1
+
+
 class PackError(BnnctlError):
     """A model that cannot be packed exactly, or a packed model file that cannot be read."""

@@ -148,3 +148,17 @@ def test_ctrl_c_exits_130_keeps_finished_epochs_and_never_marks_done(runs_dir):
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not (metrics.parent / "DONE").exists()
     assert all(json.loads(line)["kind"] == "epoch" for line in metrics.read_text().splitlines())
+
+
+def test_a_diverging_run_fails_in_one_line_and_is_never_marked_done(runs_dir):
+    """A finite but absurd step size: the float MLP's weights overflow and the loss is NaN after epoch 1."""
+    result = invoke("train", "debug=tiny", "model=mlp_float", "optimizer.lr=1e30", f"runs_dir={runs_dir}")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: training diverged at epoch 1: the training loss is nan"]
+    assert result.stderr.strip().splitlines()[-1] == errors[0]  # the epoch lines come first
+    (run,) = runs_dir.glob("train/*")
+    assert (run / "error.txt").is_file() and not (run / "DONE").exists() and not (run / "checkpoint.pt").exists()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1  # the epoch that diverged is kept
+    listing = json.loads(invoke("runs", "ls", "--runs-dir", str(runs_dir), "--json").stdout)
+    assert [r["status"] for r in listing] == ["failed"]

@@ -129,6 +129,16 @@ def test_hydra_overrides_reach_the_typed_config():
         (["optimizer.schedule=linear"], r"optimizer.schedule.*linear"),
         (["runs_dir=elsewhere"], r"runs_dir.*not in 'TrainConfig'"),  # where runs go is not part of a run's config
         (["train.device=tpu"], r"train.device must be"),
+        (["optimizer.lr=inf"], r"optimizer.lr must be a finite number > 0, got inf"),
+        (["optimizer.lr=nan"], r"optimizer.lr must be a finite number > 0, got nan"),
+        (["optimizer.eps=-1"], r"optimizer.eps must be a finite number > 0, got -1.0"),
+        (["optimizer.weight_decay=-1"], r"optimizer.weight_decay must be a finite number >= 0"),
+        (["train.seed=99999999999999999999"], r"train.seed must be in \[0, 2\^63\)"),
+        (["train.seed=-1"], r"train.seed must be in \[0, 2\^63\)"),
+        (["data.synthetic_noise=nan"], r"data.synthetic_noise must be a finite number >= 0, got nan"),
+        (["data.synthetic_shape=[0,28,28]"], r"data.synthetic_shape must be three sizes >= 1 .* got \[0, 28, 28\]"),
+        (["data.synthetic_shape=[28,28]"], r"data.synthetic_shape must be three sizes"),
+        (["data.num_classes=1"], r"data.num_classes must be >= 2"),
         (["epochs"], r"Error parsing override 'epochs'"),
     ],
 )

@@ -10,6 +10,7 @@ here as one-line ConfigErrors.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,11 @@ def _check_values(cfg: TrainConfig) -> None:
             t.device == "auto" or re.fullmatch(DEVICE_PATTERN, t.device) is not None,
             f"train.device must be auto, cpu, cuda, cuda:N or mps, got {t.device!r}",
         ),
-        (o.lr > 0, f"optimizer.lr must be > 0, got {o.lr}"),
-        (o.lr_end > 0, f"optimizer.lr_end must be > 0, got {o.lr_end}"),
+        (0 <= t.seed < 2**63, f"train.seed must be in [0, 2^63), got {t.seed}"),
+        (_positive(o.lr), f"optimizer.lr must be a finite number > 0, got {o.lr}"),
+        (_positive(o.lr_end), f"optimizer.lr_end must be a finite number > 0, got {o.lr_end}"),
+        (_positive(o.eps), f"optimizer.eps must be a finite number > 0, got {o.eps}"),
+        (_non_negative(o.weight_decay), f"optimizer.weight_decay must be a finite number >= 0, got {o.weight_decay}"),
         (
             len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
             f"optimizer.betas must be two numbers in [0, 1), got {o.betas}",
@@ -122,6 +126,17 @@ def _check_values(cfg: TrainConfig) -> None:
         (0 <= d.augment_jitter < 1, f"data.augment_jitter must be in [0, 1), got {d.augment_jitter}"),
         (d.val_size >= 0, f"data.val_size must be >= 0, got {d.val_size}"),
         (
+            len(d.synthetic_shape) == 3 and all(n >= 1 for n in d.synthetic_shape),
+            f"data.synthetic_shape must be three sizes >= 1 (channels, height, width), got {list(d.synthetic_shape)}",
+        ),
+        (
+            _non_negative(d.synthetic_noise),
+            f"data.synthetic_noise must be a finite number >= 0, got {d.synthetic_noise}",
+        ),
+        (d.num_classes >= 2, f"data.num_classes must be >= 2, got {d.num_classes}"),
+        (d.synthetic_test >= 1, f"data.synthetic_test must be >= 1, got {d.synthetic_test}"),
+        (0 <= d.synthetic_seed < 2**63, f"data.synthetic_seed must be in [0, 2^63), got {d.synthetic_seed}"),
+        (
             d.synthetic_train > d.val_size or d.name != "synthetic",
             f"data.synthetic_train ({d.synthetic_train}) must exceed data.val_size ({d.val_size})",
         ),
@@ -129,6 +144,15 @@ def _check_values(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+def _positive(x: float) -> bool:
+    """A finite number > 0 (inf and NaN pass a bare > 0 or fail it silently)."""
+    return math.isfinite(x) and x > 0
+
+
+def _non_negative(x: float) -> bool:
+    return math.isfinite(x) and x >= 0
 
 
 def _mlp_only_keys(m: Any) -> list[str]:

@@ -8,6 +8,7 @@ grid cell train through ``train_into``.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 import traceback
@@ -18,7 +19,7 @@ import torch.nn as nn
 
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import PIXEL_BOUNDS, AugmentSpec, Dataset, iterate_batches, load_dataset
-from bnnctl.errors import ConfigError
+from bnnctl.errors import ConfigError, TrainingDiverged
 from bnnctl.nn import build_model, make_binarizer, model_size_bytes
 from bnnctl.runs import Run
 from bnnctl.training.runtime import resolve_device, seed_everything, tune_cpu
@@ -118,6 +119,7 @@ def fit(
         if run is not None:
             run.log_metrics(record)  # at once: an interrupted run keeps every finished epoch
         observer.on_epoch_end(record)
+        check_finite(record, model)
 
     summary = summarize(
         cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, time.perf_counter() - t_start, data
@@ -126,6 +128,20 @@ def fit(
         _finish(run, cfg, model, data, history, summary)
     observer.on_fit_end(summary)
     return summary
+
+
+def check_finite(record: dict[str, Any], model: nn.Module) -> None:
+    """Raise TrainingDiverged when the epoch's loss or any parameter or buffer is not finite.
+
+    Such a model predicts nothing (NaN logits argmax to class 0), so its run must
+    end as failed: the epoch records stay in metrics.jsonl, no checkpoint, no DONE.
+    """
+    loss = record.get("train_loss")
+    if loss is not None and not math.isfinite(loss):
+        raise TrainingDiverged(f"training diverged at epoch {record['epoch']}: the training loss is {loss}")
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TrainingDiverged(f"training diverged at epoch {record['epoch']}: {name} is not finite")
 
 
 def _finish(
