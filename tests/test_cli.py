@@ -162,3 +162,22 @@ def test_a_diverging_run_fails_in_one_line_and_is_never_marked_done(runs_dir):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1  # the epoch that diverged is kept
     listing = json.loads(invoke("runs", "ls", "--runs-dir", str(runs_dir), "--json").stdout)
     assert [r["status"] for r in listing] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (
+            ("train", "debug=tiny", "model.width=100000000"),
+            "model.width / model.depth: the model has 20,000,079,700,000,010",
+        ),
+        (("bench", "train", "--batch-size", "0"), "--batch-size must be >= 1, got 0"),
+        (("bench", "train", "--steps", "0"), "--steps must be >= 1, got 0"),
+        (("bench", "gemm", "--rounds", "0"), "--rounds must be >= 1, got 0"),
+        (("bench", "infer", "nowhere", "--rounds", "0"), "--rounds must be >= 1, got 0"),
+    ],
+)
+def test_numbers_that_would_reach_torch_unchecked_are_one_line_errors(args, match, runs_dir):
+    result = invoke(*args, *([f"runs_dir={runs_dir}"] if args[0] == "train" else []))
+    _assert_one_line_error(result, code=2, match=match)
+    assert not list(runs_dir.glob("train/*"))  # no run folder left behind

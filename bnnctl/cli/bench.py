@@ -27,6 +27,9 @@ def bench_train(
     with errors():
         from bnnctl.bench.train_step import bench_train_step
 
+        _at_least(1, **{"--batch-size": batch_size, "--width": width, "--steps": steps})
+        _at_least(0, **{"--warmup": warmup})
+
         result = bench_train_step(
             batch_size=batch_size,
             width=width,
@@ -50,6 +53,13 @@ def bench_train(
             table.add_row(name, f"{r['samples_per_s']:.0f}", f"{r['step_ms']:.1f}", f"{60000 / r['samples_per_s']:.1f}")
         out.print(table)
         out.print(f"BNN epoch / float epoch = {result['bnn_over_float']:.3f}  (target <= 1.15)")
+
+
+def _at_least(low: int, **options: int) -> None:
+    """One-line errors for integer options below ``low`` (the first one named)."""
+    for name, value in options.items():
+        if value < low:
+            raise BnnctlError(f"{name} must be >= {low}, got {value}")
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -93,6 +103,7 @@ def bench_gemm(
         from bnnctl.report.tables import write_table
 
         ms, kns = _ints(m, "--m"), _ints(kn, "--kn")
+        _at_least(1, **{"--rounds": rounds, "--naive-max": naive_max})
         folder = output or Path("runs") / "bench" / "gemm" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         products = pd.DataFrame(bench_products(ms, kns, rounds, progress=say))
         written = write_table(products, folder, "products", floatfmt=".3g")
@@ -131,6 +142,7 @@ def bench_infer(
         from bnnctl.bench.infer import bench_infer as run_bench
         from bnnctl.report.tables import write_table
 
+        _at_least(1, **{"--rounds": rounds})
         result = run_bench(run_dir, _ints(batch, "--batch"), rounds, progress=say)
         if output is not None:
             result["files"] = [

@@ -17,6 +17,7 @@ network: batch norm of the input, a float Linear(10, 10) and a softmax.
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -243,11 +244,43 @@ def assign_per_layer(model: nn.Module, binarizers: dict[str, Binarizer]) -> None
                 raise ConfigError(f"{key}.params: {exc}") from None
 
 
+BYTES_PER_PARAMETER = 16  # float32 weight, gradient and Adam's two moments
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's RAM, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_model_fits(
+    m: ModelConfig, weights: Binarizer, activations: Binarizer, shape: tuple[int, ...], classes: int
+) -> None:
+    """Refuse a model whose training state cannot fit in RAM, before allocating it (counted on the meta device).
+
+    ``model.width=100000000`` would otherwise ask the allocator for hundreds
+    of GB and die in it; this names the key instead.
+    """
+    with torch.device("meta"):
+        params = sum(p.numel() for p in ARCHITECTURES[m.arch](m, weights, activations, shape, classes).parameters())
+    ram = physical_memory_bytes()
+    if ram is not None and params * BYTES_PER_PARAMETER > ram:
+        key = "model.width_mult" if m.arch == "bnn_cnn" else "model.width / model.depth"
+        raise ConfigError(
+            f"{key}: the model has {params:,} parameters; training them needs about "
+            f"{params * BYTES_PER_PARAMETER / 1e9:.0f} GB (weights, gradients, Adam), more than this machine's "
+            f"{ram / 1e9:.0f} GB"
+        )
+
+
 def build_model(m: ModelConfig, b: BinarizeConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The network that ``m`` describes, with its latent weights initialised."""
     check_model_names(m)
     weights = make_binarizer(b.weights, "binarize.weights")
     activations = make_binarizer(b.activations, "binarize.activations")
+    check_model_fits(m, weights, activations, input_shape, num_classes)
     model = ARCHITECTURES[m.arch](m, weights, activations, input_shape, num_classes)
     assign_per_layer(model, {"binarize.weights": weights, "binarize.activations": activations})
     _init_weights(model, m.init)
