@@ -115,11 +115,26 @@ def test_split_grid_args_routes_each_override():
         (lambda: expand_cells(load_grid("clip_dropout"), ["model.dropout=0.2"]), "model.dropout is an axis"),
         (lambda: expand_cells(load_grid("clip_dropout"), ["train.seed=3"]), "ablation.seeds"),
         (lambda: split_grid_args(["clip_dropout", "width"]), "unexpected argument 'width'"),
+        (
+            lambda: load_grid("clip_dropout", ["ablation.seeds=[0,"]),
+            r"ablation.seeds=\[0,: the value is not valid YAML: expected .* \(line 1, column 4\)",
+        ),
+        (lambda: load_launcher(["launcher.workers={"]), r"launcher.workers=\{: the value is not valid YAML"),
     ],
 )
 def test_bad_grid_input_is_a_one_line_config_error(call, match):
     with pytest.raises(ConfigError, match=match) as info:
         call()
+    assert "\n" not in str(info.value)
+
+
+def test_a_grid_file_with_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\naxes:\n  - {key: train.weight_clip, values: [false,\n")
+    with pytest.raises(
+        ConfigError, match=rf"cannot read the grid file {path}: not valid YAML: .*\(line 4, column 1\)"
+    ) as info:
+        load_grid(str(path))
     assert "\n" not in str(info.value)
 
 

@@ -240,3 +240,13 @@ def test_configs_written_by_the_previous_version_load_as_todays():
 def test_binarizer_params_are_hashed_as_the_binarizer_takes_them():
     two = compose_train(["debug=tiny", "+binarize.activations.params.clip=2"])
     assert run_id(two) == run_id(compose_train(["debug=tiny", "+binarize.activations.params.clip=2.0"]))
+
+
+def test_a_run_config_with_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("model:\n  width: [1,\n")
+    with pytest.raises(
+        ConfigError, match=rf"cannot read the config {path}: not valid YAML: .*\(line 3, column 1\)"
+    ) as info:
+        load_yaml(path)
+    assert "\n" not in str(info.value)

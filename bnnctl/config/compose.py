@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
@@ -46,6 +47,13 @@ def group_options(group: str) -> list[str]:
 def describe_groups() -> str:
     """One line per config group with its options, for ``--help``."""
     return "\n".join(f"{g}: {', '.join(group_options(g))}" for g in CONFIG_GROUPS)
+
+
+def yaml_problem(exc: BaseException) -> str:
+    """A YAML syntax error in one line with where it is: 'expected ..., found ... (line 3, column 7)'."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or one_line(exc)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
 def one_line(exc: BaseException) -> str:
@@ -259,6 +267,8 @@ def load_yaml(path: Path) -> TrainConfig:
     """A resolved config written by a run (any bnnctl version), validated against today's schema."""
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read the config {path}: not valid YAML: {yaml_problem(exc)}") from None
     except (OmegaConfBaseException, OSError, ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the config {path}: {one_line(exc)}") from None
     if not isinstance(raw, dict):

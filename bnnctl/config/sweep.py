@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from bnnctl.config.compose import conf_dir, group_options, one_line
+from bnnctl.config.compose import conf_dir, group_options, one_line, yaml_problem
 from bnnctl.errors import ConfigError
 
 
@@ -104,11 +105,15 @@ def _dotlist(overrides: list[str], prefix: str) -> Any:
         key, sep, value = override.partition("=")
         if not sep or not key.startswith(prefix + "."):
             raise ConfigError(f"cannot apply {override!r}: expected {prefix}.<key>=<value>")
-        items.append(f"{key[len(prefix) + 1 :]}={value}")
-    try:
-        return OmegaConf.from_dotlist(items)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"invalid override in {overrides}: {one_line(exc)}") from None
+        item = f"{key[len(prefix) + 1 :]}={value}"
+        try:  # one at a time, so that an error names its override
+            OmegaConf.from_dotlist([item])
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{override}: the value is not valid YAML: {yaml_problem(exc)}") from None
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{override}: {one_line(exc)}") from None
+        items.append(item)
+    return OmegaConf.from_dotlist(items)
 
 
 def grid_file(name_or_path: str) -> Path:
@@ -129,7 +134,9 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
     path = grid_file(name_or_path)
     try:
         raw = OmegaConf.load(path)
-    except (OmegaConfBaseException, OSError, ValueError) as exc:
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read the grid file {path}: not valid YAML: {yaml_problem(exc)}") from None
+    except (OmegaConfBaseException, OSError, ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the grid file {path}: {one_line(exc)}") from None
     grid: AblationConfig = _load_structured(
         AblationConfig, [raw, _dotlist(list(overrides), "ablation")], f"grid file {path}", "ablation"
