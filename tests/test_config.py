@@ -140,6 +140,10 @@ def test_hydra_overrides_reach_the_typed_config():
         (["data.synthetic_shape=[28,28]"], r"data.synthetic_shape must be three sizes"),
         (["data.num_classes=1"], r"data.num_classes must be >= 2"),
         (["epochs"], r"Error parsing override 'epochs'"),
+        (["="], r"'=': an override needs a key, as in train.epochs=3"),
+        (["--unknown-flag"], r"--unknown-flag: not an option of this command"),
+        (["launcher=local"], r"launcher=local: launcher settings belong to `bnnctl ablate grid`"),
+        (["ablation.seeds=[0]"], r"ablation settings belong to `bnnctl ablate grid`"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_problem(overrides, message):

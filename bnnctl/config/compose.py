@@ -83,9 +83,27 @@ def split_runs_dir(overrides: list[str]) -> tuple[str, list[str]]:
     return runs_dir, rest
 
 
+GRID_ONLY_GROUPS = ("launcher", "ablation")  # what `bnnctl ablate grid` takes and `bnnctl train` does not
+
+
+def _check_override_form(override: str) -> None:
+    """key=value, +key=value, ++key=value or ~key; the common slips named before Hydra's parser sees them."""
+    if override.startswith("-") and not override.startswith("~"):
+        raise ConfigError(
+            f"{override}: not an option of this command; it takes overrides like train.epochs=3 (see --help)"
+        )
+    key = override.lstrip("+~").partition("=")[0]
+    if not key:
+        raise ConfigError(f"{override!r}: an override needs a key, as in train.epochs=3")
+    root = key.split(".")[0]
+    if root in GRID_ONLY_GROUPS:
+        raise ConfigError(f"{override}: {root} settings belong to `bnnctl ablate grid`, not to a single run")
+
+
 def _check_group_choices(overrides: list[str]) -> None:
     """Name the valid options when an override picks one that does not exist."""
     for override in overrides:
+        _check_override_form(override)
         m = re.fullmatch(r"\+?(\w+)=(.*)", override)
         if m and m.group(1) in CONFIG_GROUPS:
             group, value = m.groups()

@@ -231,11 +231,17 @@ class LocalLauncher(Launcher):
     def close(self, cancel):
         if cancel:
             processes = list(getattr(self.pool, "_processes", {}).values())  # the executor exposes no kill
+            # shutdown() forgets the manager thread, so hold it: it must finish (and close its wake-up
+            # pipe) before Python's exit hook wakes it, or that hook writes to the closed pipe and prints
+            # "OSError: Bad file descriptor" after the one-line interrupt message (CPython 3.11 races there).
+            manager = getattr(self.pool, "_executor_manager_thread", None)
             self.pool.shutdown(wait=False, cancel_futures=True)
             for p in processes:
                 p.terminate()
             for p in processes:
                 p.join(timeout=10)
+            if manager is not None:
+                manager.join(timeout=10)
         else:
             self.pool.shutdown(wait=True)
 
