@@ -103,7 +103,6 @@ def _check_override_form(override: str) -> None:
 def _check_group_choices(overrides: list[str]) -> None:
     """Name the valid options when an override picks one that does not exist."""
     for override in overrides:
-        _check_override_form(override)
         m = re.fullmatch(r"\+?(\w+)=(.*)", override)
         if m and m.group(1) in CONFIG_GROUPS:
             group, value = m.groups()
@@ -243,6 +242,8 @@ def compose_train(overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
 
     ConfigStore.instance().store(name=SCHEMA_NODE, node=TrainConfig)
     overrides = list(overrides)
+    for override in overrides:
+        _check_override_form(override)
     _check_group_choices(overrides)
     GlobalHydra.instance().clear()
     try:
