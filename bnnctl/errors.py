@@ -33,3 +33,11 @@ class TrainingDiverged(BnnctlError):
 
 class PackError(BnnctlError):
     """A model that cannot be packed exactly, or a packed model file that cannot be read."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (``kill``, a SLURM time limit or preemption): handled like Ctrl-C, exit 143.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception``
+    on the way up mistakes it for a failed run.
+    """

@@ -12,6 +12,10 @@ defaults count as defaults too), without the keys that say where or how it
 ran (``schema.NOT_IDENTITY``). A new key with a default therefore never moves
 an existing id, and a grid rerun finds every finished cell.
 
+**Resume.** Each finished epoch also writes ``resume.pt`` (model, optimizer,
+RNG states, epoch), atomically; a cut-off run continues from it
+(``training.resume``) and gives the numbers an uninterrupted run gives.
+
 **Status.** One vocabulary for train runs, grid cells and tables: done,
 failed, incomplete (started, no DONE: interrupted), missing, damaged (DONE
 but the summary cannot be read).
@@ -47,6 +51,7 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 ERROR = "error.txt"
+RESUME = "resume.pt"  # the state after the last finished epoch; removed once the run is DONE
 CHECKPOINT_FORMAT = "bnnctl-checkpoint-v2"  # v2 embeds the resolved config; v1 (older runs) did not
 
 
@@ -195,6 +200,11 @@ class Run:
                 records.append(record)
         return records
 
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop the records after 1-based ``epoch`` (what a cut-off epoch logged), before resuming from it."""
+        kept = [r for r in self.metrics() if int(r.get("epoch", 0)) <= epoch]
+        atomic_write_text(self.path / METRICS, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / SUMMARY, summary)
 
@@ -220,21 +230,34 @@ class Run:
 
     def load_checkpoint(self) -> dict[str, Any]:
         """The checkpoint, loaded with ``weights_only=True`` (no arbitrary code from pickles)."""
-        import pickle
-
-        import torch
-
         path = self.path / CHECKPOINT
         if not path.is_file():
             raise RunError(f"{self.path} has no {CHECKPOINT}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RunError(f"cannot load {path}: corrupt or not a bnnctl checkpoint ({first})") from None
+        state = _load_tensors(path, "corrupt or not a bnnctl checkpoint")
         if not isinstance(state, dict) or "model" not in state:
             raise RunError(f"{path} is not a bnnctl checkpoint (no model state)")
         return state
+
+    def save_resume_state(self, state: dict[str, Any]) -> None:
+        """The training state after a finished epoch (``training.resume.capture``), replaced atomically."""
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.path / RESUME, buffer.getvalue())
+
+    def load_resume_state(self) -> dict[str, Any] | None:
+        """The last saved training state, or None when the run has none (it never finished an epoch)."""
+        path = self.path / RESUME
+        if not path.is_file():
+            return None
+        state = _load_tensors(path, "corrupt; delete it to train this run from the start")
+        if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+            raise RunError(f"{path} is not a bnnctl resume state; delete it to train this run from the start")
+        return state
+
+    def clear_error(self) -> None:
+        (self.path / ERROR).unlink(missing_ok=True)
 
     def write_error(self, text: str) -> None:
         try:
@@ -246,6 +269,27 @@ class Run:
         """Written last: its presence means every other file of the run is complete."""
         (self.path / ERROR).unlink(missing_ok=True)
         atomic_write_text(self.path / DONE, dt.datetime.now().isoformat(timespec="seconds") + "\n")
+        (self.path / RESUME).unlink(missing_ok=True)  # checkpoint.pt holds the model; the rest is not needed
+
+
+def _load_tensors(path: Path, what: str) -> Any:
+    """A ``torch.save`` file loaded with ``weights_only=True`` (tensors and plain containers, no code).
+
+    Any failure is one RunError line that says ``what`` the file is; torch's own
+    advice to retry with ``weights_only=False`` is not repeated to the user, since
+    that would run code from a file bnnctl did not write.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in first or "Weights only" in first:
+            first = "it holds objects other than tensors and plain values"
+        raise RunError(f"cannot load {path}: {what} ({first})") from None
 
 
 @dataclass

@@ -47,7 +47,10 @@ def ablate_grid(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train every cell x seed of a grid (skipping those already DONE), then write its table and figure."""
-    with errors("finished cells are kept; run the same command again to train only the missing ones"):
+    with errors(
+        "finished cells are kept; run the same command again to train only the missing ones "
+        "(a cut-off cell continues from its last finished epoch)"
+    ):
         from bnnctl.cli.progress import grid_observer
         from bnnctl.config import load_grid, load_launcher
         from bnnctl.report.grid_tables import write_grid_results

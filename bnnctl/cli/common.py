@@ -2,7 +2,8 @@
 
 Exit codes: 0 done, 1 a bug (one line; BNNCTL_DEBUG=1 for the traceback),
 2 bad input (one line naming the key or file), 3 a grid ran but some cells
-failed, 130 interrupted. Output that is not a terminal gets no colour and no
+failed, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: ``kill``, a SLURM
+time limit or preemption; handled like Ctrl-C). Output that is not a terminal gets no colour and no
 live progress.
 """
 
@@ -11,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bnnctl.errors import BnnctlError
+from bnnctl.errors import BnnctlError, Terminated
 
 out = Console()  # results: tables, JSON
 if not out.is_terminal:  # piped or logged: no 80-column wrapping of wide tables
@@ -28,6 +30,8 @@ err = Console(stderr=True)  # progress, messages, errors
 OVERRIDES_HELP = "Hydra overrides, e.g. model=bnn_mlp data=fashion_mnist train.epochs=3 binarize=stochastic"
 JSON_HELP = "Print a machine-readable JSON summary on stdout instead of tables."
 EXIT_CELLS_FAILED = 3  # `ablate grid`: the grid ran, but some cells failed
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
+EXIT_TERMINATED = 143  # SIGTERM: 128 + SIGTERM, what a shell reports for a killed process
 
 
 def say(message: str) -> None:
@@ -35,17 +39,45 @@ def say(message: str) -> None:
     err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: the clean-up must not be cut off again
+    raise Terminated()
+
+
 @contextlib.contextmanager
-def errors(interrupted: str = "finished epochs are kept in the run folder, which has no DONE marker") -> Iterator[None]:
-    """One line and exit 2 for bad input, 130 for Ctrl-C, 1 (one line) for anything unexpected."""
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread while the command runs, so ``finally`` blocks run."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        yield
+        return
     try:
         yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def errors(
+    interrupted: str | Callable[[], str] = "finished epochs are kept in the run folder, which has no DONE marker",
+) -> Iterator[None]:
+    """One line and exit 2 for bad input, 130 for Ctrl-C, 143 for SIGTERM, 1 (one line) for anything unexpected.
+
+    ``interrupted`` says what survives an interruption (a callable: decided when it happens).
+    """
+    try:
+        with _sigterm_raises():
+            yield
     except BnnctlError as exc:
         say(f"error: {exc}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        say(f"interrupted: {interrupted}")
-        raise typer.Exit(130) from None
+        say(f"interrupted: {interrupted() if callable(interrupted) else interrupted}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Terminated:
+        say(f"terminated (SIGTERM): {interrupted() if callable(interrupted) else interrupted}")
+        raise typer.Exit(EXIT_TERMINATED) from None
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback on request

@@ -30,6 +30,10 @@ class LineObserver(TrainObserver):
         where = f" -> {run.path}" if run is not None else ""
         say(f"training {epochs} epochs x {steps_per_epoch} steps on {device}{where}")
 
+    def on_resume(self, history):
+        if history:
+            say(f"resuming after epoch {len(history)} (the state it saved); epochs 1-{len(history)} are not retrained")
+
     def on_epoch_end(self, record):
         parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}", f"train_acc {record['train_acc']:.4f}"]
         parts += [f"{k} {record[k]:.4f}" for k in ("val_acc", "test_acc") if k in record]
@@ -46,6 +50,10 @@ class RichObserver(LineObserver):
         self.progress.start()
         self.epochs = self.progress.add_task("epochs", total=epochs, info="")
         self.steps = self.progress.add_task("epoch 1", total=steps_per_epoch, info="")
+
+    def on_resume(self, history):
+        super().on_resume(history)
+        self.progress.update(self.epochs, completed=len(history))
 
     def on_step(self, *, epoch, step, loss):
         info = {"info": f"loss {loss:.4f}"} if loss is not None else {}
@@ -64,6 +72,10 @@ def train_observer() -> TrainObserver:
     return RichObserver() if err.is_terminal else LineObserver()
 
 
+def _accuracies(record) -> str:
+    return "".join(f"  {k} {record[k]:.4f}" for k in ("val_acc", "test_acc") if isinstance(record.get(k), float))
+
+
 class LineGridObserver(GridObserver):
     def on_grid_start(self, plan, pending):
         self.total, self.finished, self.failed, self.running = len(pending), 0, 0, 0
@@ -77,6 +89,10 @@ class LineGridObserver(GridObserver):
         self.running += 1
         if not err.is_terminal:
             say(f"start {task.key} -> {task.run_dir}")
+
+    def on_cell_epoch(self, task, record):
+        if not err.is_terminal:
+            say(f"  {task.key}: epoch {record['epoch']}/{task.cfg.train.epochs}{_accuracies(record)}")
 
     def on_cell_end(self, task, outcome):
         self.running -= 1
@@ -93,7 +109,12 @@ class LineGridObserver(GridObserver):
 
 
 class RichGridObserver(LineGridObserver):
+    """One bar over the grid's runs; its text shows each running cell's epoch (epoch/epochs)."""
+
     progress: Progress | None = None
+
+    def __init__(self):
+        self.epochs: dict[str, tuple[int, int]] = {}
 
     def on_grid_start(self, plan, pending):
         super().on_grid_start(plan, pending)
@@ -102,14 +123,21 @@ class RichGridObserver(LineGridObserver):
         self.bar = self.progress.add_task(f"grid {plan.grid.name}", total=len(pending), info=self._info())
 
     def _info(self):
-        return f"running {self.running}  failed {self.failed}"
+        cells = "  ".join(f"{key} {epoch}/{of}" for key, (epoch, of) in self.epochs.items())
+        return f"running {self.running}  failed {self.failed}" + (f"  [{cells}]" if cells else "")
 
     def on_cell_start(self, task):
         super().on_cell_start(task)
+        self.epochs[task.key] = (0, task.cfg.train.epochs)
+        self.progress.update(self.bar, info=self._info())
+
+    def on_cell_epoch(self, task, record):
+        self.epochs[task.key] = (record["epoch"], task.cfg.train.epochs)
         self.progress.update(self.bar, info=self._info())
 
     def on_cell_end(self, task, outcome):
         super().on_cell_end(task, outcome)
+        self.epochs.pop(task.key, None)
         self.progress.update(self.bar, advance=1, info=self._info())
 
     def close(self):

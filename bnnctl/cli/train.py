@@ -9,7 +9,7 @@ import typer
 
 from bnnctl.cli.app import app
 from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, out, print_frame, print_key_values, say
-from bnnctl.errors import BnnctlError
+from bnnctl.errors import BnnctlError, Terminated
 
 
 def _groups_help() -> str:
@@ -31,24 +31,44 @@ def _groups_help() -> str:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, epilog=_groups_help())
 def train(
     overrides: Optional[List[str]] = typer.Argument(None, help=OVERRIDES_HELP, show_default=False),
+    resume: Optional[Path] = typer.Option(
+        None,
+        "--resume",
+        help="Continue the cut-off run in this folder from its last finished epoch (its resume.pt), with its own "
+        "config; the result equals an uninterrupted run's. Only where-and-how keys may be overridden "
+        "(data.root, data.download, train.threads).",
+        show_default=False,
+    ),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Train a model and write a run folder runs/train/<time>_<name>_<id>/."""
-    with errors():
+    """Train a model and write a run folder runs/train/<time>_<name>_<id>/ (or continue one with --resume).
+
+    Ctrl-C or SIGTERM keeps every finished epoch; `--resume RUN_DIR` continues from the last one.
+    """
+    where: dict[str, Path] = {}
+
+    def kept() -> str:
+        if "run" not in where:
+            return "no epoch had finished, so no run folder was kept"
+        return f"finished epochs are kept in {where['run']}; continue with: bnnctl train --resume {where['run']}"
+
+    with errors(kept):
         from bnnctl.cli.progress import train_observer
-        from bnnctl.config import compose_train, split_runs_dir
-        from bnnctl.runs import create_run, discard_if_untrained
+        from bnnctl.runs import discard_if_untrained
         from bnnctl.training import train_into
 
         overrides = list(overrides or [])
-        runs_dir, hydra_overrides = split_runs_dir(overrides)
-        cfg = compose_train(hydra_overrides)
-        run = create_run(runs_dir, "train", cfg.run_name, cfg)
+        if resume is not None:
+            run, cfg = _run_to_resume(resume, overrides)
+        else:
+            run, cfg = _new_run(overrides)
+        where["run"] = run.path
         observer = train_observer()
         try:
-            summary = train_into(run, cfg, overrides, observer)
-        except BnnctlError:
-            discard_if_untrained(run)  # e.g. the data is missing: no empty folder left behind
+            summary = train_into(run, cfg, overrides, observer, resume=resume is not None)
+        except (BnnctlError, KeyboardInterrupt, Terminated):
+            if resume is None and discard_if_untrained(run):  # the data was missing, or Ctrl-C came early
+                where.pop("run")
             raise
         finally:
             observer.close()
@@ -57,6 +77,23 @@ def train(
             emit_json(summary)
         else:
             print_key_values(f"run {run.name}", summary)
+
+
+def _new_run(overrides: list[str]):
+    from bnnctl.config import compose_train, split_runs_dir
+    from bnnctl.runs import create_run
+
+    runs_dir, hydra_overrides = split_runs_dir(overrides)
+    cfg = compose_train(hydra_overrides)
+    return create_run(runs_dir, "train", cfg.run_name, cfg), cfg
+
+
+def _run_to_resume(path: Path, overrides: list[str]):
+    from bnnctl.runs import open_run
+    from bnnctl.training.resume import config_to_resume
+
+    run = open_run(path)
+    return run, config_to_resume(run, overrides)
 
 
 @app.command("eval")

@@ -95,7 +95,20 @@ def _load_structured(schema: type, sources: list[Any], what: str, prefix: str) -
     except (OmegaConfBaseException, OSError, ValueError) as exc:
         if getattr(exc, "full_key", None):
             exc.full_key = f"{prefix}.{exc.full_key}"
-        raise ConfigError(f"invalid {what}: {one_line(exc)}") from None
+        message = one_line(exc).replace("Invalid value assigned: AnyNode is not a ListConfig, list or tuple.", "")
+        if message != one_line(exc):
+            message += "expects a list, e.g. [0,1,2]"
+        raise ConfigError(f"invalid {what}: {message}") from None
+
+
+def _load_with_overrides(schema: type, raw: Any, overrides: list[str], what: str, prefix: str) -> Any:
+    """The file checked alone (an error blames it), then each override on it (an error blames that override)."""
+    _load_structured(schema, [raw], what, prefix)
+    for override in overrides:
+        _load_structured(schema, [raw, _dotlist([override], prefix)], f"override {override}", prefix)
+    return _load_structured(
+        schema, [raw, _dotlist(list(overrides), prefix)], f"{what} with {' '.join(overrides)}", prefix
+    )
 
 
 def _dotlist(overrides: list[str], prefix: str) -> Any:
@@ -138,9 +151,7 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
         raise ConfigError(f"cannot read the grid file {path}: not valid YAML: {yaml_problem(exc)}") from None
     except (OmegaConfBaseException, OSError, ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the grid file {path}: {one_line(exc)}") from None
-    grid: AblationConfig = _load_structured(
-        AblationConfig, [raw, _dotlist(list(overrides), "ablation")], f"grid file {path}", "ablation"
-    )
+    grid: AblationConfig = _load_with_overrides(AblationConfig, raw, list(overrides), f"grid file {path}", "ablation")
     keys = [a.key for a in grid.axes]
     checks = [
         (bool(grid.axes or grid.cells), f"grid {grid.name!r} has neither axes nor cells"),
@@ -217,9 +228,7 @@ def load_launcher(overrides: list[str] = ()) -> LauncherConfig:
     if name not in group_options("launcher"):
         raise ConfigError(f"unknown launcher {name!r} (choose from: {', '.join(group_options('launcher'))})")
     raw = OmegaConf.load(conf_dir() / "launcher" / f"{name}.yaml")
-    cfg: LauncherConfig = _load_structured(
-        LauncherConfig, [raw, _dotlist(rest, "launcher")], "launcher config", "launcher"
-    )
+    cfg: LauncherConfig = _load_with_overrides(LauncherConfig, raw, rest, f"launcher config {name}", "launcher")
     checks = [
         (
             cfg.workers >= 0 and cfg.threads >= 0,

@@ -7,8 +7,8 @@ where the cell id hashes what the cell's config sets differently from the
 schema defaults, without the seed (``runs.cell_id``). A rerun of the same grid
 therefore finds the folders it finished (``DONE``), skips them, and trains only
 what is missing: a grid survives Ctrl-C, ``kill -9`` and power loss with
-nothing finished lost. A folder without ``DONE`` is an interrupted run and
-starts again from scratch (runs do not checkpoint mid-way).
+nothing finished lost. A folder without ``DONE`` is an interrupted run: it
+continues from its last finished epoch (``training.resume``).
 
 Every cell's config is composed and validated before the first cell starts,
 so a typo in an override fails in a second, not an hour into the grid.
@@ -296,16 +296,21 @@ class GridLock:
 def run_cell(task: CellTask) -> CellOutcome:
     """Train one cell x seed into its run folder; runs in a worker. Never raises: failures are returned.
 
-    A folder without DONE is what an interrupted run left: it is cleared and
-    the run starts again, so a resumed grid never mixes two attempts' epochs.
+    A folder without DONE is what an interrupted run left: when it holds a
+    resume state of this same config, training continues from its last
+    finished epoch (the numbers an uninterrupted run gives); otherwise it is
+    cleared and the run starts again, so a grid never mixes two experiments.
     """
     from bnnctl.training import train_into
+    from bnnctl.training.resume import can_resume
 
     t0 = time.perf_counter()
-    if Run(Path(task.run_dir)).done:
+    run = Run(Path(task.run_dir))
+    if run.done:
         return CellOutcome(Outcome.skipped)
     try:
-        summary = train_into(fresh_run(task.run_dir), task.cfg, task.overrides)
+        resume = can_resume(run, task.cfg)
+        summary = train_into(run if resume else fresh_run(task.run_dir), task.cfg, task.overrides, resume=resume)
         return CellOutcome(Outcome.trained, summary=summary, wall_s=time.perf_counter() - t0)
     except Exception as exc:  # noqa: BLE001 - one failed cell must not stop the grid; error.txt has the traceback
         return CellOutcome(Outcome.failed, error=first_line(exc), wall_s=time.perf_counter() - t0)
@@ -318,12 +323,38 @@ class GridObserver:
 
     def on_cell_start(self, task: CellTask) -> None: ...
 
+    def on_cell_epoch(self, task: CellTask, record: dict[str, Any]) -> None:
+        """A running cell finished an epoch (its newest metrics record), seen while the grid waits."""
+
     def on_cell_end(self, task: CellTask, outcome: CellOutcome) -> None: ...
 
     def on_grid_end(self, result: GridResult) -> None: ...
 
     def close(self) -> None:
         """Stop any live display (called however the grid ended)."""
+
+
+class EpochWatch:
+    """Reads the running cells' metrics files and reports each newly finished epoch to the observer.
+
+    Workers append a record to their run folder's metrics.jsonl after every
+    epoch, wherever they run (a worker process, a Ray node or a SLURM job on a
+    shared file system), so the run folder itself is the progress channel.
+    """
+
+    def __init__(self, observer: GridObserver):
+        self.observer = observer
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, running: list[CellTask]) -> None:
+        for task in running:
+            try:
+                epochs = [r for r in Run(Path(task.run_dir)).metrics() if r.get("kind") == "epoch"]
+            except (RunError, OSError):
+                continue
+            if epochs and len(epochs) != self.seen.get(task.run_dir):
+                self.seen[task.run_dir] = len(epochs)
+                self.observer.on_cell_epoch(task, epochs[-1])
 
 
 def _uses_gpu(tasks: list[CellTask]) -> bool:
@@ -348,7 +379,8 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
         observer.on_grid_start(plan, pending)
         if pending:
             launcher = make_launcher(launcher_cfg, len(pending), _uses_gpu(pending), plan.grid_dir)
-            for task, returned in launcher.map(run_cell, pending, on_start=observer.on_cell_start):
+            watch = EpochWatch(observer)
+            for task, returned in launcher.map(run_cell, pending, on_start=observer.on_cell_start, on_poll=watch):
                 outcome = returned.value if returned.ok else CellOutcome(Outcome.failed, error=returned.error)
                 if outcome.outcome is Outcome.failed:
                     result.failed.append((task, outcome.error or "unknown error"))

@@ -11,13 +11,12 @@ as tasks finish, whatever the engine:
 The loop is shared: keep at most ``max_in_flight`` tasks submitted, wait for
 any to finish, yield it, submit the next. A task that raises, or a worker that
 dies (killed, out of memory), becomes a failed ``TaskResult``: the others go
-on. On Ctrl-C (or any error in the caller) the tasks in flight are cancelled
-and their workers stopped. Launchers know nothing of grids or training.
+on. On Ctrl-C, SIGTERM (or any error in the caller) the tasks in flight are
+cancelled and their workers stopped. Launchers know nothing of grids or training.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import time
@@ -69,13 +68,30 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-def call_with_threads(fn: Callable[[Any], Any], threads: int, task: Any) -> Any:
-    """Run ``fn(task)`` with ``threads`` torch threads (in whichever process the engine chose)."""
-    if threads:
-        import torch
+@dataclass(frozen=True)
+class ThreadedCall:
+    """``fn(task)`` with ``threads`` torch threads, in whichever process the engine chose (picklable).
 
-        torch.set_num_threads(threads)
-    return fn(task)
+    ``checkpoint`` is submitit's hook: on preemption or a time-out, submitit
+    calls it and requeues what it returns, here the same call again. That is
+    right for tasks that resume themselves (a grid cell continues from its
+    last finished epoch), which is what launchers are given.
+    """
+
+    fn: Callable[[Any], Any]
+    threads: int
+
+    def __call__(self, task: Any) -> Any:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        return self.fn(task)
+
+    def checkpoint(self, task: Any) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, task)
 
 
 class Launcher(ABC):
@@ -103,10 +119,17 @@ class Launcher(ABC):
         """Release resources; ``cancel`` holds the handles still in flight (after Ctrl-C or an error)."""
 
     def map(
-        self, fn: Callable[[T], Any], tasks: list[T], on_start: Callable[[T], None] = lambda task: None
+        self,
+        fn: Callable[[T], Any],
+        tasks: list[T],
+        on_start: Callable[[T], None] = lambda task: None,
+        on_poll: Callable[[list[T]], None] = lambda running: None,
     ) -> Iterator[tuple[T, TaskResult]]:
-        """Run ``fn`` over ``tasks``; yield (task, result) in the order they finish."""
-        job = functools.partial(call_with_threads, fn, self.threads)
+        """Run ``fn`` over ``tasks``; yield (task, result) in the order they finish.
+
+        ``on_poll(running)`` is called after every wait (each ``poll_s``) with the tasks in flight.
+        """
+        job = ThreadedCall(fn, self.threads)
         queue = list(tasks)
         in_flight: list[tuple[Any, T]] = []
         try:
@@ -116,6 +139,7 @@ class Launcher(ABC):
                     on_start(task)
                     in_flight.append((self.submit(job, task), task))
                 self.wait_any([h for h, _ in in_flight], self.poll_s)
+                on_poll([t for _, t in in_flight])
                 still = []
                 for handle, task in in_flight:
                     if self.is_done(handle):
@@ -160,7 +184,11 @@ class InlineLauncher(Launcher):
 
 
 def _init_local_worker(threads: int) -> None:
-    """Set up a worker before its first task: die with the driver, leave Ctrl-C to it, tune the CPU."""
+    """Set up a worker before its first task: die with the driver, leave Ctrl-C and SIGTERM to it, tune the CPU.
+
+    SLURM sends SIGTERM to every process of the job: the driver then stops the
+    workers itself (SIGKILL), so no worker's death is reported as a failed cell.
+    """
     try:  # Linux: a worker must not outlive a driver killed with -9, or a rerun would race it
         import ctypes
 
@@ -169,6 +197,7 @@ def _init_local_worker(threads: int) -> None:
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops the workers
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import torch
 
     from bnnctl.training.runtime import tune_cpu
@@ -237,7 +266,7 @@ class LocalLauncher(Launcher):
             manager = getattr(self.pool, "_executor_manager_thread", None)
             self.pool.shutdown(wait=False, cancel_futures=True)
             for p in processes:
-                p.terminate()
+                p.kill()  # they ignore SIGTERM; the epoch they were in is lost, the ones before are saved
             for p in processes:
                 p.join(timeout=10)
             if manager is not None:

@@ -1,7 +1,8 @@
 """A whole training run: ``fit(cfg) -> summary``, and ``train_into(run, cfg)`` for a run folder.
 
-Every finished epoch is appended to the run's metrics file at once, so an
-interrupted run keeps what it finished; ``DONE`` is written only at the end,
+Every finished epoch is appended to the run's metrics file at once and the
+training state saved after it (``resume``), so an interrupted run keeps what
+it finished and can continue; ``DONE`` is written only at the end,
 ``error.txt`` (the traceback) when training fails. ``bnnctl train`` and every
 grid cell train through ``train_into``.
 """
@@ -22,6 +23,7 @@ from bnnctl.data import PIXEL_BOUNDS, AugmentSpec, Dataset, iterate_batches, loa
 from bnnctl.errors import ConfigError, TrainingDiverged
 from bnnctl.nn import build_model, make_binarizer, model_size_bytes
 from bnnctl.runs import Run
+from bnnctl.training.resume import capture, restore
 from bnnctl.training.runtime import resolve_device, seed_everything, tune_cpu
 from bnnctl.training.trainer import Trainer, TrainObserver
 
@@ -67,11 +69,15 @@ def fit(
     observer: TrainObserver | None = None,
     overrides: list[str] | None = None,
     dataset: Dataset | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train the model ``cfg`` describes; log to ``run`` (if any) and return the summary.
 
     The order of set-up (device, files, seeds, data, model, optimizer) is what
-    makes a run repeat bit for bit on the same machine.
+    makes a run repeat bit for bit on the same machine. After every epoch the
+    run folder gets the whole training state (``resume.pt``); ``resume=True``
+    continues a cut-off run from it: the set-up is repeated, the state put
+    back, and the epochs after the saved one are trained as they would have been.
     """
     observer = observer or TrainObserver()
     t_start = time.perf_counter()
@@ -80,7 +86,8 @@ def fit(
     device = resolve_device(cfg.train.device)
     if device.type == "cpu":
         tune_cpu()
-    if run is not None:
+    saved = run.load_resume_state() if run is not None and resume else None
+    if run is not None and not resume:
         run.write_config(cfg, overrides or [])
         run.write_environment(str(device))
     batch_gen = seed_everything(cfg.train.seed)
@@ -91,43 +98,71 @@ def fit(
     augment, augment_gen = augment_spec(cfg), torch.Generator().manual_seed(cfg.train.seed + 7919)
     after_step = _periodic_validation(trainer, data, run, steps)
 
+    history: list[dict[str, Any]] = []
+    elapsed_before = 0.0  # seconds the earlier attempts spent on the epochs they finished
+    if saved is not None:
+        history, elapsed_before = restore(saved, cfg, trainer, batch_gen, augment_gen)
+    if run is not None and resume:
+        run.keep_metrics_through(len(history))  # what the cut-off epoch had logged goes
+        run.clear_error()
     epochs = cfg.train.epochs
     observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=str(data.train.x.device))
-    history: list[dict[str, Any]] = []
-    for epoch in range(epochs):
-        lr = trainer.start_epoch(epoch)
-        batches = iterate_batches(data.train, cfg.train.batch_size, shuffle=True, generator=batch_gen, drop_last=True)
-        record = {
-            "kind": "epoch",
-            "epoch": epoch + 1,
-            "lr": lr,
-            **trainer.train_epoch(
-                batches,
-                steps,
-                epoch=epoch,
-                observer=observer,
-                augment=augment,
-                augment_gen=augment_gen,
-                after_step=after_step,
-            ),
-        }
-        record.update(
-            iteration=trainer.iteration,
-            **trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size),
-        )
+    observer.on_resume(history)
+    for epoch in range(len(history), epochs):
+        record = _train_one_epoch(trainer, data, epoch, steps, batch_gen, augment, augment_gen, observer, after_step)
         history.append(record)
         if run is not None:
             run.log_metrics(record)  # at once: an interrupted run keeps every finished epoch
         observer.on_epoch_end(record)
         check_finite(record, model)
+        if run is not None and epoch + 1 < epochs:
+            elapsed = elapsed_before + time.perf_counter() - t_start
+            run.save_resume_state(capture(cfg, trainer, batch_gen, augment_gen, history, elapsed))
 
-    summary = summarize(
-        cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, time.perf_counter() - t_start, data
-    )
+    total_time = elapsed_before + time.perf_counter() - t_start
+    summary = summarize(cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, total_time, data)
+    if saved is not None:
+        summary["resumed_from_epoch"] = saved["epoch"]
     if run is not None:
         _finish(run, cfg, model, data, history, summary)
     observer.on_fit_end(summary)
     return summary
+
+
+def _train_one_epoch(
+    trainer: Trainer,
+    data: Dataset,
+    epoch: int,
+    steps: int,
+    batch_gen: torch.Generator,
+    augment: AugmentSpec | None,
+    augment_gen: torch.Generator,
+    observer: TrainObserver,
+    after_step,
+) -> dict[str, Any]:
+    """One epoch's steps, then its evaluation: the epoch's metrics record."""
+    cfg = trainer.cfg
+    lr = trainer.start_epoch(epoch)
+    batches = iterate_batches(data.train, cfg.train.batch_size, shuffle=True, generator=batch_gen, drop_last=True)
+    record = {
+        "kind": "epoch",
+        "epoch": epoch + 1,
+        "lr": lr,
+        **trainer.train_epoch(
+            batches,
+            steps,
+            epoch=epoch,
+            observer=observer,
+            augment=augment,
+            augment_gen=augment_gen,
+            after_step=after_step,
+        ),
+    }
+    record.update(
+        iteration=trainer.iteration,
+        **trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size),
+    )
+    return record
 
 
 def check_finite(record: dict[str, Any], model: nn.Module) -> None:
@@ -170,13 +205,15 @@ def train_into(
     overrides: list[str] | None = None,
     observer: TrainObserver | None = None,
     dataset: Dataset | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """``fit`` into a run folder; a failure leaves its traceback in ``error.txt`` and is raised again.
 
-    Ctrl-C leaves the folder incomplete (finished epochs kept, no DONE, no error).
+    Ctrl-C or SIGTERM leaves the folder incomplete (finished epochs and the
+    state after the last one kept, no DONE, no error); ``resume=True`` continues it.
     """
     try:
-        return fit(cfg, run, observer, overrides, dataset)
+        return fit(cfg, run, observer, overrides, dataset, resume)
     except Exception:
         run.write_error(traceback.format_exc())
         raise

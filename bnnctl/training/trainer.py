@@ -24,6 +24,9 @@ class TrainObserver:
 
     def on_fit_start(self, *, epochs: int, steps_per_epoch: int, run: Any, device: str) -> None: ...
 
+    def on_resume(self, history: list[dict[str, Any]]) -> None:
+        """The epochs an earlier attempt finished (empty for a fresh run), before training goes on."""
+
     def on_step(self, *, epoch: int, step: int, loss: float | None) -> None: ...
 
     def on_epoch_end(self, record: dict[str, Any]) -> None: ...
