@@ -15,10 +15,23 @@ def _umask() -> int:
     return mask
 
 
+def naming(path: Path, exc: OSError) -> OSError:
+    """``exc`` with ``path`` as its file name when it has none (a full disk fails in write(), which names nothing).
+
+    The command line reports an OSError that names its file as one line (exit 2).
+    """
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path)) if exc.errno else OSError(str(exc), str(path))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise naming(path.parent, exc) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared like any file
         with os.fdopen(fd, "wb") as f:
@@ -26,9 +39,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise naming(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """One line appended and flushed to disk at once (a log that a crash cuts after its last whole line)."""
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+    except OSError as exc:
+        raise naming(path, exc) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

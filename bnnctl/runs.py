@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from bnnctl.config import TrainConfig, from_container, load_yaml, to_container, to_yaml
 from bnnctl.config.schema import NOT_IDENTITY
 from bnnctl.errors import ConfigError, RunError
-from bnnctl.files import atomic_write_bytes, atomic_write_text, write_json
+from bnnctl.files import append_line, atomic_write_bytes, atomic_write_text, write_json
 from bnnctl.provenance import environment
 
 if TYPE_CHECKING:
@@ -138,6 +138,15 @@ def cell_id(cfg: TrainConfig) -> str:
 # --- the folder ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunState:
+    """What a folder holds: its status, its summary when done, why when damaged."""
+
+    status: Status
+    summary: dict[str, Any] | None = None
+    reason: str | None = None
+
+
 @dataclass
 class Run:
     """A run folder and the operations that fill it, in the order they happen."""
@@ -153,18 +162,23 @@ class Run:
         return (self.path / DONE).is_file()
 
     def status(self) -> Status:
-        return self.status_and_summary()[0]
+        return self.state().status
 
     def status_and_summary(self) -> tuple[Status, dict[str, Any] | None]:
         """The status, and the summary when the run is done (read once: tables need both)."""
-        if not self.path.is_dir():
-            return Status.missing, None
-        if self.done:
-            try:
-                return Status.done, self.summary()
-            except RunError:
-                return Status.damaged, None
-        return (Status.failed if (self.path / ERROR).is_file() else Status.incomplete), None
+        state = self.state()
+        return state.status, state.summary
+
+    def state(self) -> RunState:
+        """Status, summary (when done) and, for a damaged folder, why: never raises."""
+        try:
+            if not self.path.is_dir():
+                return RunState(Status.missing)
+            if self.done:
+                return RunState(Status.done, self.summary())
+            return RunState(Status.failed if (self.path / ERROR).is_file() else Status.incomplete)
+        except (RunError, OSError) as exc:
+            return RunState(Status.damaged, reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     def write_config(self, cfg: TrainConfig, overrides: list[str]) -> None:
         atomic_write_text(self.path / CONFIG, to_yaml(cfg))
@@ -178,16 +192,18 @@ class Run:
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         """Append one JSON line and flush it, so an interrupted run keeps every finished epoch."""
-        with open(self.path / METRICS, "a") as f:
-            f.write(json.dumps(record, sort_keys=True) + "\n")
-            f.flush()
+        append_line(self.path / METRICS, json.dumps(record, sort_keys=True))
 
     def metrics(self) -> list[dict[str, Any]]:
         """The logged records; a last line cut off by a crash is left out, not an error."""
         path = self.path / METRICS
         if not path.is_file():
             return []
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as exc:
+            raise RunError(f"cannot read {path}: {exc.strerror or exc}") from None
+        lines = [line for line in text.splitlines() if line.strip()]
         records = []
         for i, line in enumerate(lines):
             try:
@@ -371,6 +387,19 @@ def create_run(runs_dir: str | Path, kind: str, name: str, cfg: TrainConfig) -> 
     raise RunError(f"cannot create a run folder under {parent}: too many runs named {base}")
 
 
+def set_aside(run: Run) -> Path:
+    """Rename a damaged folder to ``<name>.damaged`` (``-2``, ...) beside it, so its place can be trained again.
+
+    Nothing is deleted: the damaged files stay for whoever wants to look.
+    """
+    for attempt in range(1, 1000):
+        target = run.path.with_name(f"{run.name}.damaged" + (f"-{attempt}" if attempt > 1 else ""))
+        if not target.exists():
+            run.path.rename(target)
+            return target
+    raise RunError(f"cannot set {run.path} aside: too many damaged copies beside it")
+
+
 def fresh_run(path: str | Path) -> Run:
     """The folder at ``path`` emptied for a new attempt (a grid cell's fixed place); DONE folders are refused."""
     run = Run(Path(path))
@@ -440,8 +469,10 @@ def read_manifest(grid: str | Path) -> dict[str, Any]:
 
     grid = Path(grid).expanduser()
     path = grid / GRID_MANIFEST
-    if not grid.is_dir():
+    if not grid.exists():
         raise RunError(f"grid folder {grid} does not exist")
+    if not grid.is_dir():
+        raise RunError(f"{grid} is a file, not a grid folder (give the folder that holds {GRID_MANIFEST})")
     if not path.is_file():
         raise RunError(f"{grid} is not an ablation grid folder (no {GRID_MANIFEST})")
     try:

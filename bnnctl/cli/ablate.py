@@ -9,7 +9,18 @@ from typing import Any, List, Optional
 import typer
 
 from bnnctl.cli.app import ablate_app
-from bnnctl.cli.common import EXIT_CELLS_FAILED, JSON_HELP, emit_json, errors, options, out, print_frame, say
+from bnnctl.cli.common import (
+    EXIT_CELLS_FAILED,
+    JSON_HELP,
+    STRICT_HELP,
+    emit_json,
+    errors,
+    fail_if_damaged,
+    options,
+    out,
+    print_frame,
+    say,
+)
 from bnnctl.errors import ConfigError
 
 
@@ -66,6 +77,8 @@ def ablate_grid(
         finally:
             observer.close()
         results = write_grid_results(plan.grid_dir)
+        for task, moved in result.damaged:
+            say(f"{task.key}: its finished folder could not be read; set aside as {moved} and trained again")
         if result.shared:
             say(
                 f"{len(result.shared)} runs copied from other grids' finished twins (shared_from.txt names each source)"
@@ -98,9 +111,13 @@ def ablate_grid(
 @ablate_app.command("table")
 def ablate_table(
     grid_dir: Path = typer.Argument(..., help="A grid folder, e.g. runs/ablate/clip_dropout.", show_default=False),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Rebuild a grid's table (CSV, Markdown, LaTeX) and curves figure from its run folders."""
+    """Rebuild a grid's table (CSV, Markdown, LaTeX) and curves figure from its run folders.
+
+    A damaged run folder is a row of runs.csv with status damaged and its reason; the table counts the others.
+    """
     with errors():
         from bnnctl.report.grid_tables import write_grid_results
 
@@ -113,6 +130,7 @@ def ablate_table(
             )
         else:
             _print_grid_table(results, f"grid {results['manifest']['grid']['name']} ({grid_dir})")
+        fail_if_damaged(results["per_seed"], strict)
 
 
 @ablate_app.command("compare")

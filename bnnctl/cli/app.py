@@ -2,9 +2,52 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from typing import Any
+
 import typer
+from typer.core import TyperGroup
+
+# Click's exceptions, wherever this Typer takes Click from (recent Typer versions carry their own copy).
+_clicks = importlib.import_module(typer.BadParameter.__module__)
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (an unknown option or command, a missing argument) as one plain line and exit 2.
+
+    Click's own display is four lines, and Typer's a box drawn with rich,
+    whatever stderr is; bnnctl's errors are one line that names what is wrong.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            returned = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _clicks.NoArgsIsHelpError as exc:
+            exc.show()  # the help text, as a bare `bnnctl` or `bnnctl runs` asks for
+            sys.exit(exc.exit_code)
+        except _clicks.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _say(f"error: {exc.format_message()}{hint}")
+            sys.exit(2)
+        except _clicks.ClickException as exc:
+            _say(f"error: {exc.format_message()}")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            _say("interrupted")
+            sys.exit(130)
+        sys.exit(returned if isinstance(returned, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="bnnctl",
     help="Experiment runner for binary neural networks: train, evaluate and compare BNNs on real data.",
     no_args_is_help=True,

@@ -1,7 +1,8 @@
 """What every command shares: the consoles, one-line errors and exit codes, tables and JSON on stdout.
 
 Exit codes: 0 done, 1 a bug (one line; BNNCTL_DEBUG=1 for the traceback),
-2 bad input (one line naming the key or file), 3 a grid ran but some cells
+2 bad input or a place that cannot be read or written (one line naming the key
+or file), 3 a grid ran but some cells
 failed, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: ``kill``, a SLURM
 time limit or preemption; handled like Ctrl-C). Output that is not a terminal gets no colour and no
 live progress.
@@ -29,6 +30,7 @@ err = Console(stderr=True)  # progress, messages, errors
 
 OVERRIDES_HELP = "Hydra overrides, e.g. model=bnn_mlp data=fashion_mnist train.epochs=3 binarize=stochastic"
 JSON_HELP = "Print a machine-readable JSON summary on stdout instead of tables."
+STRICT_HELP = "Exit 2 when any run folder is damaged (it is still listed, with its reason)."
 EXIT_CELLS_FAILED = 3  # `ablate grid`: the grid ran, but some cells failed
 EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
 EXIT_TERMINATED = 143  # SIGTERM: 128 + SIGTERM, what a shell reports for a killed process
@@ -80,11 +82,21 @@ def errors(
         raise typer.Exit(EXIT_TERMINATED) from None
     except typer.Exit:
         raise
+    except OSError as exc:
+        if exc.filename is None or os.environ.get("BNNCTL_DEBUG"):
+            _internal_error(exc)
+        # A place that cannot be written or read (a read-only or full disk, no such folder): the environment.
+        say(f"error: {exc.filename}: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
     except Exception as exc:  # noqa: BLE001 - a bug: one line, traceback on request
-        if os.environ.get("BNNCTL_DEBUG"):
-            raise
-        say(f"internal error: {type(exc).__name__}: {exc} (set BNNCTL_DEBUG=1 for the traceback)")
-        raise typer.Exit(1) from None
+        _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> None:
+    if os.environ.get("BNNCTL_DEBUG"):
+        raise exc
+    say(f"internal error: {type(exc).__name__}: {exc} (set BNNCTL_DEBUG=1 for the traceback)")
+    raise typer.Exit(1) from None
 
 
 def options(group: str) -> str:
@@ -124,3 +136,15 @@ def print_frame(frame, title: str) -> None:
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def fail_if_damaged(frame, strict: bool) -> None:
+    """``--strict``: after the table, one line and exit 2 when any row is a damaged folder."""
+    if not strict or frame.empty or "status" not in frame:
+        return
+    damaged = frame[frame["status"] == "damaged"]
+    if len(damaged):
+        first = damaged.iloc[0]
+        reason = first.get("error") if "error" in damaged else ""
+        say(f"error: {len(damaged)} damaged run folder(s), e.g. {first['path']}: {reason}")
+        raise typer.Exit(2)

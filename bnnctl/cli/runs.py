@@ -9,13 +9,14 @@ from typing import Optional
 import typer
 
 from bnnctl.cli.app import runs_app
-from bnnctl.cli.common import JSON_HELP, emit_json, errors, out, print_frame, say
+from bnnctl.cli.common import JSON_HELP, STRICT_HELP, emit_json, errors, fail_if_damaged, out, print_frame, say
 
 
 @runs_app.command("ls")
 def runs_ls(
     runs_dir: Path = typer.Option(Path("runs"), help="The runs folder."),
     write: Optional[Path] = typer.Option(None, help="Also write runs.csv and runs.md into this folder."),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List training runs as a table (rebuilt from the run folders; a damaged folder is a row, not an error)."""
@@ -34,6 +35,7 @@ def runs_ls(
         else:
             shown = frame.drop(columns=[c for c in ("path", "name") if c in frame.columns])
             print_frame(shown, f"runs in {runs_dir / 'train'}")
+        fail_if_damaged(frame, strict)
 
 
 @runs_app.command("migrate")

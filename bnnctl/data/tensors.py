@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import torch
 
-from bnnctl.data.sources import TORCHVISION_NAMES, load_arrays, resolve_root
+from bnnctl.data.sources import NUM_CLASSES, TORCHVISION_NAMES, load_arrays, resolve_root
 from bnnctl.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def load_dataset(cfg: DataConfig, device: torch.device | str = "cpu") -> Dataset
             s: Split(scale_pixels(x, cfg.pixel_range), torch.from_numpy(np.asarray(y, dtype=np.int64)))
             for s, (x, y) in arrays.items()
         }
-        num_classes = int(splits["train"].y.max()) + 1
+        num_classes = NUM_CLASSES[cfg.name]
     if cfg.validate_on == "test":  # the report's code: every training example trains, "validation" is the test split
         train, val = splits["train"], splits["test"]
     else:

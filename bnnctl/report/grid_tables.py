@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from bnnctl.errors import RunError
 from bnnctl.files import atomic_write_text
 from bnnctl.report.attribution import write_attribution
 from bnnctl.report.tables import aggregate_seeds, write_latex, write_table
@@ -45,7 +46,8 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     for order, cell in enumerate(manifest["cells"]):
         for seed in manifest["grid"]["seeds"]:
             run = Run(cell_run_dir(grid_dir, cell["id"], seed))
-            status, summary = run.status_and_summary()
+            state = run.state()
+            status, summary = state.status, state.summary
             row: dict[str, Any] = {
                 "order": order,
                 "cell": cell["label"],
@@ -54,11 +56,16 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
                 **cell["settings"],
                 "status": status.value,
                 "path": str(run.path),
+                "error": state.reason or "",
             }
             if summary is not None:
                 row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
             rows.append(row)
-    return manifest, pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in METRICS_OF_A_RUN:  # a hand-edited or damaged summary may hold text where a number belongs
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return manifest, frame
 
 
 def setting_keys(manifest: dict[str, Any]) -> list[str]:
@@ -170,7 +177,10 @@ def _curves(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:
     """Validation accuracy by iteration (and fraction of epochs), one row per cell x seed x iteration (finished runs)."""
     rows = []
     for run in per_seed[per_seed["status"] == "done"].itertuples():
-        records = Run(Path(run.path)).metrics()
+        try:
+            records = Run(Path(run.path)).metrics()
+        except RunError:  # a damaged metrics file costs the run its curve, not its row in the table
+            continue
         per_epoch = next((r["iteration"] for r in records if r.get("kind") == "epoch"), 1) or 1
         for record in records:
             if "val_acc" in record and "iteration" in record:

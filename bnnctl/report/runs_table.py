@@ -59,8 +59,11 @@ def _run_row(run: Run) -> dict[str, Any]:
     row: dict[str, Any] = {"run": run.name, "path": str(run.path)}
     try:
         row.update(_config_columns(run))
-        status, summary = run.status_and_summary()
+        state = run.state()
+        status, summary = state.status, state.summary
         row["status"] = status.value
+        if state.reason:
+            row["error"] = state.reason
         if summary is not None:
             row["name"] = summary.get("name", row["name"])
             for key in ("best_val_acc", "test_acc_at_best_val", "final_test_acc", "epoch_time_s"):

@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from bnnctl.config import AblationConfig, LauncherConfig, TrainConfig, compose_train, split_runs_dir
 from bnnctl.config.sweep import override_key
 from bnnctl.errors import ConfigError, RunError
-from bnnctl.runs import Run, cell_id, cell_run_dir, fresh_run, grid_dir, write_manifest
+from bnnctl.runs import Run, Status, cell_id, cell_run_dir, fresh_run, grid_dir, set_aside, write_manifest
 from bnnctl.sweep.launchers import first_line, launcher_class, make_launcher
 
 
@@ -100,7 +100,7 @@ def finished_twin(task: CellTask) -> Path | None:
     grid = run_dir.parents[2]
     for other in sorted(grid.parent.iterdir()):
         twin = cell_run_dir(other, task.cell.cell_id, task.seed)
-        if other != grid and Run(twin).done:
+        if other != grid and Run(twin).status() is Status.done:
             return twin
     return None
 
@@ -129,9 +129,24 @@ def adopt_finished_twins(plan: GridPlan) -> list[tuple[CellTask, Path]]:
     return adopted
 
 
+def set_aside_damaged(plan: GridPlan) -> list[tuple[CellTask, Path]]:
+    """Rename each finished run whose summary cannot be read to ``seed-<n>.damaged``, so the grid trains it again.
+
+    Without this a DONE marker beside a truncated summary would be skipped by
+    every rerun while no table could count it.
+    """
+    moved = []
+    for task in plan.tasks:
+        run = Run(Path(task.run_dir))
+        if run.done and run.status() is Status.damaged:
+            moved.append((task, set_aside(run)))
+    return moved
+
+
 @dataclass
 class GridResult:
     plan: GridPlan
+    damaged: list[tuple[CellTask, Path]] = field(default_factory=list)  # set aside (renamed), trained again
     skipped: list[CellTask] = field(default_factory=list)
     shared: list[tuple[CellTask, Path]] = field(default_factory=list)  # copied from another grid's finished run
     done: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
@@ -372,6 +387,7 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
     result = GridResult(plan)
     with GridLock(plan.grid_dir):
         write_grid_manifest(plan)
+        result.damaged = set_aside_damaged(plan)
         result.shared = adopt_finished_twins(plan)
         pending = plan.pending()
         to_run = {t.run_dir for t in pending}
