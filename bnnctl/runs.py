@@ -28,6 +28,7 @@ import enum
 import hashlib
 import io
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -302,10 +303,18 @@ def _load_tensors(path: Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in first or "Weights only" in first:
-            first = "it holds objects other than tensors and plain values"
-        raise RunError(f"cannot load {path}: {what} ({first})") from None
+        raise RunError(f"cannot load {path}: {what} ({_torch_load_problem(exc)})") from None
+
+
+def _torch_load_problem(exc: BaseException) -> str:
+    """The cause in torch.load's message, without its advice to load untrusted files with weights_only=False."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # torch puts ANSI bold into the message
+    if "Weights only load failed" not in text:
+        return text.splitlines()[0] if text else type(exc).__name__
+    if "Unsupported global" in text or "allowlist" in text:
+        return "it holds objects other than tensors and plain values, which bnnctl does not load"
+    cause = text.partition("WeightsUnpickler error:")[2].strip().splitlines()
+    return f"not a torch file: {cause[0]}" if cause and cause[0] else "not a torch file bnnctl can read"
 
 
 @dataclass
@@ -316,6 +325,40 @@ class Trained:
     model: nn.Module
     input_shape: tuple[int, ...]
     num_classes: int
+
+
+def weights_mismatch(model: nn.Module, weights: Any) -> str | None:
+    """How a saved state dict differs from the model's (missing, unexpected, other shapes), or None when it fits."""
+    if not isinstance(weights, dict):
+        return "it holds no weights"
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [
+        f"{k} is {tuple(weights[k].shape)} there, {tuple(own[k].shape)} here"
+        for k in own
+        if k in weights and hasattr(weights[k], "shape") and tuple(weights[k].shape) != tuple(own[k].shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if shapes:
+        parts.append(f"{len(shapes)} of another shape (e.g. {shapes[0]})")
+    return "; ".join(parts) or None
+
+
+def load_weights(model: nn.Module, weights: Any, problem: str) -> None:
+    """``model.load_state_dict(weights)``, or one RunError line: ``problem``, then what differs."""
+    mismatch = weights_mismatch(model, weights)
+    if mismatch is None:
+        try:
+            model.load_state_dict(weights)
+            return
+        except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+            mismatch = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    raise RunError(f"{problem}: {mismatch}")
 
 
 def load_trained(run: Run | str | Path) -> tuple[TrainConfig, nn.Module]:
@@ -344,11 +387,7 @@ def load_trained_model(run: Run | str | Path) -> Trained:
         raise RunError(str(exc)) from None
     input_shape = tuple(state["input_shape"])
     model = build_model(cfg.model, cfg.binarize, input_shape, state["num_classes"])
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise RunError(f"the checkpoint in {run.path} does not fit its config: {first}") from None
+    load_weights(model, state["model"], f"the checkpoint in {run.path} does not fit its config")
     return Trained(cfg, model.eval(), input_shape, state["num_classes"])
 
 

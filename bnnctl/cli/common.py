@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from typing import Any, Callable, Iterator
@@ -36,8 +37,14 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
 EXIT_TERMINATED = 143  # SIGTERM: 128 + SIGTERM, what a shell reports for a killed process
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def say(message: str) -> None:
-    """A plain line on stderr: no rich markup or highlighting, never wrapped."""
+    """A plain line on stderr: no rich markup or highlighting, never wrapped, and no escape codes that a
+    library put into its message (torch does) when stderr is not a terminal."""
+    if not err.is_terminal:
+        message = ANSI_ESCAPE.sub("", message)
     err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -56,13 +56,23 @@ def yaml_problem(exc: BaseException) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
+_PLAINER = {  # OmegaConf's wording -> what the user did wrong
+    "Invalid value assigned: AnyNode is not a ListConfig, list or tuple.": "expects a list, e.g. [0,1,2]",
+}
+
+
 def one_line(exc: BaseException) -> str:
     """Hydra and OmegaConf errors span several lines and hide the cause; keep what names the problem."""
     parts = []
     while exc is not None:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        lines = [ln for ln in lines if not ln.startswith(("object_type", "full_key", "reference_type", "See https"))]
+        lines = [
+            ln
+            for ln in lines
+            if not ln.startswith(("object_type", "full_key", "reference_type", "See https")) and ln != "None"
+        ]
         key = getattr(exc, "full_key", None)
+        lines = [_PLAINER.get(ln, ln) for ln in lines]
         if lines:
             parts.append(f"{key}: {lines[0]}" if key else "; ".join(lines))
         exc = exc.__cause__
@@ -98,6 +108,13 @@ def _check_override_form(override: str) -> None:
     root = key.split(".")[0]
     if root in GRID_ONLY_GROUPS:
         raise ConfigError(f"{override}: {root} settings belong to `bnnctl ablate grid`, not to a single run")
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:  # one at a time, so that a syntax error names its override
+        OverridesParser.create().parse_override(override)
+    except HydraException as exc:  # the parser's syntax errors are plain HydraExceptions
+        raise ConfigError(f"{override}: not a valid override ({one_line(exc)})") from None
 
 
 def _check_group_choices(overrides: list[str]) -> None:

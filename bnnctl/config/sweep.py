@@ -95,10 +95,7 @@ def _load_structured(schema: type, sources: list[Any], what: str, prefix: str) -
     except (OmegaConfBaseException, OSError, ValueError) as exc:
         if getattr(exc, "full_key", None):
             exc.full_key = f"{prefix}.{exc.full_key}"
-        message = one_line(exc).replace("Invalid value assigned: AnyNode is not a ListConfig, list or tuple.", "")
-        if message != one_line(exc):
-            message += "expects a list, e.g. [0,1,2]"
-        raise ConfigError(f"invalid {what}: {message}") from None
+        raise ConfigError(f"invalid {what}: {one_line(exc)}") from None
 
 
 def _load_with_overrides(schema: type, raw: Any, overrides: list[str], what: str, prefix: str) -> Any:

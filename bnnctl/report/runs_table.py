@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from bnnctl.config.compose import yaml_problem
 from bnnctl.errors import RunError
 from bnnctl.runs import CONFIG, OVERRIDES, Run, Status, list_runs
 
@@ -40,7 +41,10 @@ def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _config_columns(run: Run) -> dict[str, Any]:
     """What was trained, read from config.yaml as plain YAML (any bnnctl version wrote it)."""
-    config = yaml.safe_load((run.path / CONFIG).read_text())
+    try:
+        config = yaml.safe_load((run.path / CONFIG).read_text())
+    except yaml.YAMLError as exc:
+        raise RunError(f"{run.path / CONFIG} is not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(config, dict):
         raise RunError(f"{run.path / CONFIG} is not a mapping")
     choices = _section(config, "choices")

@@ -98,7 +98,7 @@ def restore(
     A state saved by a different config (edited config.yaml, a changed grid
     cell) is refused: continuing it would mix two experiments.
     """
-    from bnnctl.runs import identity
+    from bnnctl.runs import identity, load_weights
 
     if state.get("format") != STATE_FORMAT:
         raise RunError(f"resume state format {state.get('format')!r} is not {STATE_FORMAT!r}")
@@ -113,12 +113,12 @@ def restore(
         raise RunError("the resume state was saved by a different config; delete resume.pt to train from the start")
     if not 0 < state["epoch"] <= cfg.train.epochs:
         raise RunError(f"the resume state is at epoch {state['epoch']}, outside 1..train.epochs={cfg.train.epochs}")
+    load_weights(trainer.model, state.get("model"), "the resume state does not fit the model")
     try:
-        trainer.model.load_state_dict(state["model"])
         trainer.opt.load_state_dict(state["optimizer"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"the resume state does not fit the model: {first}") from None
+        raise RunError(f"the resume state's optimizer does not fit the model: {first}") from None
     trainer.iteration = int(state["iteration"])
     set_random_streams(state["random"], batch_gen, augment_gen)
     return list(state["history"]), float(state.get("elapsed_s", 0.0))
