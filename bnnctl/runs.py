@@ -470,12 +470,18 @@ def open_run(path: str | Path) -> Run:
     return Run(path)
 
 
+RUN_FILES = (CONFIG, OVERRIDES, ENV, METRICS, SUMMARY, CHECKPOINT, DONE, ERROR, RESUME)
+
+
 def list_runs(runs_dir: str | Path, kind: str = "train") -> list[Run]:
-    """Run folders under ``<runs_dir>/<kind>``, oldest first."""
+    """Run folders under ``<runs_dir>/<kind>``, oldest first: any folder holding a run's file.
+
+    A run whose config.yaml was lost is still listed (and shown as damaged), not silently left out.
+    """
     parent = Path(runs_dir).expanduser() / kind
     if not parent.is_dir():
         return []
-    return [Run(p) for p in sorted(parent.iterdir()) if p.is_dir() and (p / CONFIG).is_file()]
+    return [Run(p) for p in sorted(parent.iterdir()) if p.is_dir() and any((p / f).exists() for f in RUN_FILES)]
 
 
 # --- grid folders ----------------------------------------------------------------------

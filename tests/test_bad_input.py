@@ -125,13 +125,16 @@ def data_copy(tmp: Path, w: dict) -> Path:
     return root / "FashionMNIST" / "raw"
 
 
-def damaged_data(damage: Callable[[Path], None]) -> Case:
-    """Train on a copy of the small dataset after ``damage(raw_folder)``."""
+def damaged_data(damage: Callable[[Path], None], grid_of_it: bool = False) -> Case:
+    """Train (or run the small grid) on a copy of the small dataset after ``damage(raw_folder)``."""
 
     def case(tmp: Path, w: dict) -> list:
         raw = data_copy(tmp, w)
         damage(raw)
-        return ["train", "debug=tiny", "data=fashion_mnist", f"data.root={raw.parents[1]}", f"runs_dir={tmp / 'runs'}"]
+        data = ["data=fashion_mnist", f"data.root={raw.parents[1]}"]
+        if grid_of_it:
+            return grid(*data)(tmp, w)
+        return ["train", "debug=tiny", *data, f"runs_dir={tmp / 'runs'}"]
 
     return case
 
@@ -430,6 +433,13 @@ ROWS: list[tuple[str, Case, int, str]] = [
     ("seed set for every cell", grid("train.seed=3"), 2, "ablation.seeds"),
     ("axis set for every cell", grid("train.weight_clip=true"), 2, "train.weight_clip is an axis"),
     ("cell override unknown", grid("model=nope"), 2, "config group 'model'"),
+    ("grid dataset missing", lambda tmp, w: grid("data=fashion_mnist", f"data.root={tmp}")(tmp, w), 2, "not found"),
+    (
+        "grid dataset damaged",
+        damaged_data(write("t10k-labels-idx1-ubyte", b""), grid_of_it=True),
+        2,
+        "t10k-labels-idx1-ubyte is empty",
+    ),
     ("grid file syntax", grid_file_with("name: x\naxes: [\n"), 2, "bad.yaml"),
     ("grid file escapes", grid_file_with(GRID.replace("name: small", "name: ../../../escaped")), 2, "ablation.name"),
     ("grid file a list", grid_file_with("[1, 2]\n"), 2, "bad.yaml"),
@@ -472,6 +482,7 @@ def test_bad_input_is_one_line_and_changes_nothing_finished(world, tmp_path, cas
     assert "\x1b[" not in result.stderr
     assert fingerprint(world["runs"]) == before
     assert not list(tmp_path.glob("runs/train/*")), "a failed set-up left a run folder behind"
+    assert not list(tmp_path.glob("runs/ablate/*/cells/*")), "a grid that could not start left run folders"
 
 
 def test_the_table_has_a_row_for_every_input_class():
@@ -488,6 +499,7 @@ DAMAGES = {
     "summary missing": (delete("summary.json"), "damaged", "summary.json"),
     "config not YAML": (write("config.yaml", "model: [1,\n"), "damaged", "config.yaml"),
     "config a scalar": (write("config.yaml", "42\n"), "damaged", "config.yaml"),
+    "config missing": (delete("config.yaml"), "damaged", "has no config.yaml"),
     "metrics last line cut": (lambda f: (f / "metrics.jsonl").open("a").write('{"epoch": 2, "tr'), "done", None),
 }
 
@@ -607,6 +619,8 @@ def test_random_damage_never_stops_a_listing_or_a_table(world, tmp_path_factory,
     for i in range(len(runs)):
         if i not in damaged:
             assert rows[f"run-{i}"]["status"] == "done"
+        elif any((train / f"run-{i}").iterdir()):  # a damaged folder is still a row
+            assert f"run-{i}" in rows
 
     table = invoke("ablate", "table", grid, "--json")
     assert table.exit_code == 0, table.stderr

@@ -11,6 +11,7 @@ from bnnctl.data.tensors import (
     iterate_batches,
     load_dataset,
     make_synthetic,
+    prepare_dataset,
     scale_pixels,
     split_validation,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "load_dataset",
     "load_idx_folder",
     "make_synthetic",
+    "prepare_dataset",
     "read_idx",
     "resolve_root",
     "scale_pixels",

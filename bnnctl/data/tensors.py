@@ -110,6 +110,18 @@ def make_synthetic(cfg: DataConfig) -> dict[str, Split]:
     return splits
 
 
+def prepare_dataset(cfg: DataConfig) -> str:
+    """Find (or download) the real dataset ``cfg`` names and check its files; returns where it is.
+
+    A grid calls this once before its workers start: a missing or damaged
+    dataset is then one line, not one failed cell per run, and parallel
+    workers never download into the same folder at once.
+    """
+    if cfg.name == "synthetic":
+        return "synthetic"
+    return load_arrays(cfg.name, resolve_root(cfg.root), cfg.download)[1]
+
+
 def load_dataset(cfg: DataConfig, device: torch.device | str = "cpu") -> Dataset:
     """The dataset ``cfg`` names, as tensors on ``device`` with its validation split."""
     if cfg.name == "synthetic":

@@ -41,6 +41,8 @@ def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _config_columns(run: Run) -> dict[str, Any]:
     """What was trained, read from config.yaml as plain YAML (any bnnctl version wrote it)."""
+    if not (run.path / CONFIG).is_file():
+        raise RunError(f"{run.path} has no {CONFIG}")
     try:
         config = yaml.safe_load((run.path / CONFIG).read_text())
     except yaml.YAMLError as exc:

@@ -349,6 +349,18 @@ class GridObserver:
         """Stop any live display (called however the grid ended)."""
 
 
+def _prepare_data(tasks: list[CellTask]) -> None:
+    """Each dataset the pending runs use, found (or downloaded) once here, before any worker starts."""
+    from bnnctl.data import prepare_dataset
+
+    distinct: dict[tuple, Any] = {}
+    for task in tasks:
+        data = task.cfg.data
+        distinct.setdefault((data.name, data.root, data.download), data)
+    for data in distinct.values():
+        prepare_dataset(data)
+
+
 class EpochWatch:
     """Reads the running cells' metrics files and reports each newly finished epoch to the observer.
 
@@ -384,6 +396,7 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
     """Train every pending cell x seed with the chosen launcher; failures are collected, not raised."""
     observer = observer or GridObserver()
     launcher_class(launcher_cfg.name)  # a bad launcher name fails before anything is written
+    _prepare_data(plan.pending())
     result = GridResult(plan)
     with GridLock(plan.grid_dir):
         write_grid_manifest(plan)
