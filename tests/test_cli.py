@@ -114,13 +114,20 @@ def test_runs_ls_lists_runs_as_json_and_writes_tables(runs_dir, tmp_path):
     assert "| run" in (tmp_path / "tables" / "runs.md").read_text()
 
 
-def test_bench_reports_both_models_side_by_side():
-    result = invoke("bench", "train", "--width", "64", "--steps", "2", "--warmup", "1", "--no-compile", "--json")
+def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio():
+    result = invoke(
+        "bench", "train", "--width", "64", "--batch-sizes", "8,16", "--rounds", "1", "--warmup", "1", "--no-compile",
+        "--json",
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     figures = json.loads(result.stdout)
-    assert figures["bnn_mlp"]["binary_params"] == 784 * 64 + 2 * 64 * 64 + 64 * 10
-    assert figures["mlp_float"]["binary_params"] == 0  # the float twin clips nothing
-    assert figures["bnn_mlp"]["step_ms"] > 0 and figures["mlp_float"]["step_ms"] > 0
+    rows = {(r["variant"], r["batch_size"]): r for r in figures["rows"]}
+    assert set(rows) == {(v, b) for v in ("mlp_float", "mlp_float_bf16", "bnn_fp32", "bnn_exact") for b in (8, 16)}
+    assert figures["binary_params"] == 784 * 64 + 2 * 64 * 64 + 64 * 10
+    for (_, batch), row in rows.items():
+        assert row["step_ms"] > 0 and row["samples_per_s"] == pytest.approx(batch * 1000 / row["step_ms"])
+        assert row["vs_float32_mlp"] == pytest.approx(row["step_ms"] / rows[("mlp_float", batch)]["step_ms"])
+    assert rows[("bnn_fp32", 8)]["binary_matmul"] == "fp32" and rows[("bnn_exact", 8)]["binary_matmul"] == "int8"
 
 
 def test_ctrl_c_exits_130_keeps_finished_epochs_and_never_marks_done(runs_dir):
@@ -171,8 +178,8 @@ def test_a_diverging_run_fails_in_one_line_and_is_never_marked_done(runs_dir):
             ("train", "debug=tiny", "model.width=100000000"),
             "model.width / model.depth: the model has 20,000,079,700,000,010",
         ),
-        (("bench", "train", "--batch-size", "0"), "--batch-size must be >= 1, got 0"),
-        (("bench", "train", "--steps", "0"), "--steps must be >= 1, got 0"),
+        (("bench", "train", "--batch-sizes", "0"), "--batch-sizes: expected positive integers"),
+        (("bench", "train", "--rounds", "0"), "--rounds must be >= 1, got 0"),
         (("bench", "gemm", "--rounds", "0"), "--rounds must be >= 1, got 0"),
         (("bench", "infer", "nowhere", "--rounds", "0"), "--rounds must be >= 1, got 0"),
     ],

@@ -1,83 +1,109 @@
-"""Training-step speed of the BNN MLP against the float MLP of the same shape.
+"""Training-step speed: the BNN MLP against the float MLP of the same shape, in four variants, interleaved.
 
-Both models take ``Trainer.step``, the step ``bnnctl train`` runs (compiled
+Every variant takes ``Trainer.step``, the step ``bnnctl train`` runs (compiled
 model, fused Adam, and for the BNN the latent-weight clipping), on random
-inputs of MNIST's shape, one after the other in the same process so that the
-figures are comparable.
+inputs of MNIST's shape:
+
+* ``mlp_float``: the float MLP in float32 (the baseline every ratio divides by);
+* ``mlp_float_bf16``: the float MLP under bf16 autocast, what a user would pick
+  for speed (it changes the float model's numbers);
+* ``bnn_fp32``: the BNN with float32 products;
+* ``bnn_exact``: the BNN with its +-1 x +-1 products in the fastest exact
+  format here (``train.binary_matmul=auto``: int8 on an x86 CPU, ``nn.lowp``).
+
+The variants are timed round-robin in one process (``bench.timing``), for
+each batch size, so that the machine's noise hits them alike; figures are
+medians over rounds.
 """
 
 from __future__ import annotations
 
-import time
+import contextlib
 from typing import Any, Callable
 
 import torch
 
+from bnnctl.bench.timing import interleaved_medians
 from bnnctl.config import compose_train
 from bnnctl.nn import build_model
 from bnnctl.training import Trainer, resolve_device, tune_cpu
 
-PRESETS = {  # what each benchmarked model is, as `bnnctl train` overrides
-    "bnn_mlp": ["model=bnn_mlp", "train.weight_clip=true"],
-    "mlp_float": ["model=mlp_float"],
+VARIANTS = {  # name -> (`bnnctl train` overrides, bf16 autocast)
+    "mlp_float": (["model=mlp_float", "train.binary_matmul=fp32"], False),
+    "mlp_float_bf16": (["model=mlp_float", "train.binary_matmul=fp32"], True),
+    "bnn_fp32": (["model=bnn_mlp", "train.weight_clip=true", "train.binary_matmul=fp32"], False),
+    "bnn_exact": (["model=bnn_mlp", "train.weight_clip=true", "train.binary_matmul=auto"], False),
 }
+BASELINE = "mlp_float"
 
 
-def _time_model(
-    preset: str, batch_size: int, width: int, steps: int, warmup: int, compile_model: bool, device: torch.device
-) -> dict[str, Any]:
+def _trainer(overrides: list[str], width: int, compile_model: bool, device: torch.device) -> Trainer:
     cfg = compose_train(
-        [*PRESETS[preset], f"model.width={width}", "data=synthetic", f"train.compile={str(compile_model).lower()}"]
+        [*overrides, f"model.width={width}", "data=synthetic", f"train.compile={str(compile_model).lower()}"]
     )
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.binarize, (1, 28, 28), 10).to(device)
-    trainer = Trainer(cfg, model, device)
+    return Trainer(cfg, model, device)
+
+
+def _stepper(trainer: Trainer, batch_size: int, autocast: bool, device: torch.device) -> Callable[[], None]:
+    """One training step on a fixed random batch, synchronised, under bf16 autocast when asked."""
     x = torch.rand(batch_size, 1, 28, 28, device=device) * 2 - 1
     y = torch.randint(0, 10, (batch_size,), device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    t0 = time.perf_counter()
-    for _ in range(warmup):
-        trainer.step(x, y)
-    sync()
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        trainer.step(x, y)
-    sync()
-    elapsed = time.perf_counter() - t0
-    return {
-        "step_ms": 1000 * elapsed / steps,
-        "samples_per_s": batch_size * steps / elapsed,
-        "warmup_s": warm,
-        "binary_params": sum(p.numel() for p in trainer.clip_params),
-    }
+    def step() -> None:
+        context = torch.autocast(device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+        with context:
+            trainer.step(x, y)
+        sync()
+
+    return step
 
 
 def bench_train_step(
-    batch_size: int = 100,
+    batch_sizes: tuple[int, ...] = (100, 256),
     width: int = 4096,
-    steps: int = 30,
-    warmup: int = 5,
+    rounds: int = 7,
+    warmup: int = 3,
     compile_model: bool = True,
     device: str = "auto",
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Samples/s of both models and the ratio of their epoch times (BNN / float)."""
+    """Step time and samples/s of each variant at each batch size, and each one's ratio to the float32 float MLP."""
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         tune_cpu()  # as bnnctl train does
-    result: dict[str, Any] = {
-        "batch_size": batch_size,
+    trainers = {}
+    for name, (overrides, _) in VARIANTS.items():
+        progress(f"building {name} (784-{width}x3-10)...")
+        trainers[name] = _trainer(overrides, width, compile_model, torch_device)
+    rows = []
+    for batch_size in batch_sizes:
+        steps = {name: _stepper(trainers[name], batch_size, VARIANTS[name][1], torch_device) for name in VARIANTS}
+        progress(f"batch {batch_size}: {warmup} warm-up steps each (compilation happens here), then {rounds} rounds")
+        for step in steps.values():
+            for _ in range(warmup):
+                step()
+        seconds = interleaved_medians(steps, rounds, min_sample_s=0.2)
+        for name, s in seconds.items():
+            rows.append(
+                {
+                    "variant": name,
+                    "batch_size": batch_size,
+                    "step_ms": 1000 * s,
+                    "samples_per_s": batch_size / s,
+                    "vs_float32_mlp": s / seconds[BASELINE],
+                    "binary_matmul": trainers[name].binary_matmul if trainers[name].low_precision_layers else "fp32",
+                }
+            )
+    return {
         "width": width,
-        "steps": steps,
+        "rounds": rounds,
         "device": str(torch_device),
         "threads": torch.get_num_threads(),
         "compiled": compile_model,
         "torch": torch.__version__,
+        "rows": rows,
+        "binary_params": sum(p.numel() for p in trainers["bnn_fp32"].clip_params),
     }
-    for preset in PRESETS:
-        progress(f"timing {preset} ({warmup} warm-up + {steps} timed steps)...")
-        result[preset] = _time_model(preset, batch_size, width, steps, warmup, compile_model, torch_device)
-    result["bnn_over_float"] = result["mlp_float"]["samples_per_s"] / result["bnn_mlp"]["samples_per_s"]
-    return result

@@ -15,25 +15,32 @@ from bnnctl.errors import BnnctlError
 
 @bench_app.command("train")
 def bench_train(
-    batch_size: int = typer.Option(100, help="Mini-batch size (the BNN paper's MNIST batch is 100)."),
-    width: int = typer.Option(4096, help="Hidden width of both MLPs (3 hidden layers)."),
-    steps: int = typer.Option(30, help="Timed training steps per model."),
-    warmup: int = typer.Option(5, help="Untimed steps first (compilation happens here)."),
-    compile_model: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile both models."),
+    batch_sizes: str = typer.Option(
+        "100,256", "--batch-sizes", help="Mini-batch sizes, comma-separated (the BNN paper's MNIST batch is 100)."
+    ),
+    width: int = typer.Option(4096, help="Hidden width of every MLP (3 hidden layers)."),
+    rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    warmup: int = typer.Option(3, help="Untimed steps first (compilation happens here)."),
+    compile_model: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile every model."),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Samples/s of the training step (Trainer.step): BNN MLP vs the float MLP of the same shape, side by side."""
+    """Training step (Trainer.step): float MLP (fp32, bf16 autocast) vs BNN MLP (fp32, exact int8/bf16), interleaved.
+
+    Each ratio is a step time over the float32 float MLP's at the same batch size.
+    """
     with errors():
         from bnnctl.bench.train_step import bench_train_step
 
-        _at_least(1, **{"--batch-size": batch_size, "--width": width, "--steps": steps})
+        sizes = _ints(batch_sizes, "--batch-sizes")
+        _at_least(1, **{"--width": width, "--rounds": rounds})
         _at_least(0, **{"--warmup": warmup})
-
+        if min(sizes) < 2:
+            raise BnnctlError(f"--batch-sizes must be >= 2 (batch norm needs two examples), got {batch_sizes!r}")
         result = bench_train_step(
-            batch_size=batch_size,
+            batch_sizes=tuple(sizes),
             width=width,
-            steps=steps,
+            rounds=rounds,
             warmup=warmup,
             compile_model=compile_model,
             device=device,
@@ -43,16 +50,22 @@ def bench_train(
             emit_json(result)
             return
         table = Table(
-            title=f"training step, batch {batch_size}, 784-{width}x3-10, {result['device']}, "
-            f"{result['threads']} threads, compile={result['compiled']}"
+            title=f"training step, 784-{width}x3-10, {result['device']}, {result['threads']} threads, "
+            f"compile={result['compiled']}, medians of {rounds} interleaved rounds"
         )
-        for column in ("model", "samples/s", "step ms", "epoch s (60k)"):
+        for column in ("variant", "batch", "products", "step ms", "samples/s", "epoch s (60k)", "x float32 MLP"):
             table.add_column(column, justify="right")
-        for name in ("bnn_mlp", "mlp_float"):
-            r = result[name]
-            table.add_row(name, f"{r['samples_per_s']:.0f}", f"{r['step_ms']:.1f}", f"{60000 / r['samples_per_s']:.1f}")
+        for r in result["rows"]:
+            table.add_row(
+                r["variant"],
+                str(r["batch_size"]),
+                r["binary_matmul"],
+                f"{r['step_ms']:.1f}",
+                f"{r['samples_per_s']:.0f}",
+                f"{60000 / r['samples_per_s']:.1f}",
+                f"{r['vs_float32_mlp']:.3f}",
+            )
         out.print(table)
-        out.print(f"BNN epoch / float epoch = {result['bnn_over_float']:.3f}  (target <= 1.15)")
 
 
 def _at_least(low: int, **options: int) -> None:

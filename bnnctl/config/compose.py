@@ -141,6 +141,10 @@ def _check_values(cfg: TrainConfig) -> None:
         (t.max_steps_per_epoch >= 0, f"train.max_steps_per_epoch must be >= 0, got {t.max_steps_per_epoch}"),
         (t.threads >= 0, f"train.threads must be >= 0, got {t.threads}"),
         (
+            t.binary_matmul in ("auto", "fp32", "bf16", "int8"),
+            f"train.binary_matmul must be one of auto, fp32, bf16, int8, got {t.binary_matmul!r}",
+        ),
+        (
             t.device == "auto" or re.fullmatch(DEVICE_PATTERN, t.device) is not None,
             f"train.device must be auto, cpu, cuda, cuda:N or mps, got {t.device!r}",
         ),

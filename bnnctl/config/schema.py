@@ -175,6 +175,8 @@ class LoopConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     compile: bool = True  # torch.compile the model (falls back to eager if it fails)
+    # The format of products whose two operands are +-1 (nn.lowp): auto (the fastest exact one here), fp32, int8, bf16.
+    binary_matmul: str = "auto"
     threads: int = 0  # torch intra-op threads (0: torch's default)
 
 

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bnnctl.nn.binarize import IDENTITY, Binarizer, SteSign, make_binarizer
+from bnnctl.nn.lowp import exact_linear
 
 # BinaryConnect's weight rule: the gradient w.r.t. sign(W) updates the latent W unmasked.
 WEIGHT_SIGN = SteSign(clip=None)
@@ -118,16 +119,16 @@ class _RealOperandLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, x_b, weight_b, bias_b):
+    def forward(ctx, x, weight, bias, x_b, weight_b, bias_b, fmt="fp32"):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return add_bias(F.linear(x_b, weight_b), bias_b)
+        return add_bias(exact_linear(x_b, weight_b, fmt), bias_b)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad_bias = grad.sum(0) if ctx.has_bias else None
-        return grad @ weight, grad.t() @ x, grad_bias, None, None, None
+        return grad @ weight, grad.t() @ x, grad_bias, None, None, None, None
 
 
 class BinaryLinear(_BinaryMixin, nn.Linear):
@@ -151,16 +152,21 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
         self._setup_binarizers(weight_binarizer, input_binarizer, binarize_bias)
         self.real_backward = real_backward
+        self.binary_matmul = "fp32"  # the product's format (nn.lowp.set_binary_matmul; int8/bf16 need integer operands)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.real_backward and torch.is_grad_enabled():
             with torch.no_grad():
                 x_b, w_b, b_b = self.binary_input(x), self.binary_weight(), self.binary_bias()
-            return _RealOperandLinear.apply(x, self.weight, self.bias, x_b, w_b, b_b)
-        return add_bias(F.linear(self.binary_input(x), self.binary_weight()), self.binary_bias())
+            return _RealOperandLinear.apply(x, self.weight, self.bias, x_b, w_b, b_b, self.binary_matmul)
+        product = exact_linear(self.binary_input(x), self.binary_weight(), self.binary_matmul)
+        return add_bias(product, self.binary_bias())
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", real_backward=True" if self.real_backward else "")
+        extra = (", real_backward=True" if self.real_backward else "") + (
+            f", binary_matmul={self.binary_matmul}" if self.binary_matmul != "fp32" else ""
+        )
+        return super().extra_repr() + extra
 
 
 class BinaryConv2d(_BinaryMixin, nn.Conv2d):

@@ -121,6 +121,7 @@ def fit(
 
     total_time = elapsed_before + time.perf_counter() - t_start
     summary = summarize(cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, total_time, data)
+    summary["binary_matmul"] = trainer.binary_matmul if trainer.low_precision_layers else "fp32"
     if saved is not None:
         summary["resumed_from_epoch"] = saved["epoch"]
     if run is not None:

@@ -15,6 +15,8 @@ import torch.nn as nn
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import AugmentSpec, Split, augment_batch, iterate_batches
 from bnnctl.nn import clippable_parameters, get_loss, quantized_parameters
+from bnnctl.nn.lowp import resolve_format, set_binary_matmul
+from bnnctl.training.adam_clip import adam_clip_step_, can_fuse
 from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr, zero_positive_
 from bnnctl.training.runtime import EagerFallback
 
@@ -73,10 +75,17 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device):
         self.cfg = cfg
         self.model = model
+        # +-1 x +-1 products in an exact low-precision format (before compiling: the format is baked in).
+        self.binary_matmul = resolve_format(cfg.train.binary_matmul, device)
+        self.low_precision_layers = set_binary_matmul(model, self.binary_matmul)
         self.forward = EagerFallback(model, cfg.train.compile)
         self.opt = make_optimizer(model, cfg.optimizer, device)
         self.loss_fn = get_loss(cfg.model.loss)
         self.clip_params = clippable_parameters(model) if cfg.train.weight_clip else []
+        # Adam and the clip in one pass over the latent weights (training.adam_clip), the same to the bit.
+        self.fused_clip = (
+            bool(self.clip_params) and cfg.train.weight_clip_at == "after_step" and can_fuse(self.clip_params, self.opt)
+        )
         self.binary_params = quantized_parameters(model)
         self.iteration = 0
 
@@ -88,14 +97,27 @@ class Trainer:
         loss.backward()
         if self.cfg.train.grad_clip:
             self._change_gradients()
-        clip_before = self.cfg.train.weight_clip_at == "before_step"
-        if self.clip_params and clip_before:
-            clip_(self.clip_params)  # the report's order: the step may take them past 1 again
-        self.opt.step()
-        if self.clip_params and not clip_before:
-            clip_(self.clip_params)
+        if self.fused_clip:
+            self._step_with_fused_clip()
+        else:
+            clip_before = self.cfg.train.weight_clip_at == "before_step"
+            if self.clip_params and clip_before:
+                clip_(self.clip_params)  # the report's order: the step may take them past 1 again
+            self.opt.step()
+            if self.clip_params and not clip_before:
+                clip_(self.clip_params)
         self.iteration += 1
         return loss.detach(), out.detach()
+
+    def _step_with_fused_clip(self) -> None:
+        """torch's fused Adam on the other parameters (it skips those without a gradient), then Adam + clip."""
+        grads = [p.grad for p in self.clip_params]
+        for p in self.clip_params:
+            p.grad = None
+        self.opt.step()
+        for p, grad in zip(self.clip_params, grads, strict=True):
+            p.grad = grad
+        adam_clip_step_(self.clip_params, self.opt)
 
     def _change_gradients(self) -> None:
         """``train.grad_clip``: clamp every gradient to [-1, 1], or zero the binary layers' positive ones."""
