@@ -287,7 +287,10 @@ def test_a_killed_grid_resumes_only_the_missing_runs_and_gives_the_same_table(tm
 
 def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_path):
     plan = plan_grid(load_grid(str(write_grid(tmp_path, seeds="[0]"))), [f"runs_dir={tmp_path}"])
-    assert run_grid(plan, load_launcher(["launcher.workers=1", "launcher.threads=1"])).ok
+    grid = run_grid(plan, load_launcher(["launcher.workers=1", "launcher.threads=1"]))
+    assert grid.ok and grid.concurrency == "1 at once x 1 threads"
+    speeds = [outcome.summary["samples_per_s"] for _, outcome in grid.done]
+    assert 0 < grid.samples_per_s < max(speeds)  # one worker: below its fastest run's own pace (set-up, evaluation)
     write_grid_results(plan.grid_dir)
     for name in ("results.csv", "table.md", "table.tex", "curves.png"):
         (plan.grid_dir / name).unlink()
@@ -297,6 +300,8 @@ def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_
         assert (plan.grid_dir / name).stat().st_size > 0
     md = (plan.grid_dir / "table.md").read_text()
     assert "report peak val %" in md and "| none " in md and "| 90 " in md and "| 50 " in md
+    median = sorted(speeds)[len(speeds) // 2 - 1 : len(speeds) // 2 + 1]
+    assert f"Throughput: a run trained at {sum(median) / 2:.0f} samples/s (median of 4 runs" in md
     tex = (plan.grid_dir / "table.tex").read_text()
     assert "\\begin{table}" in tex and "W+D" in tex and "\\%" in tex and "±" not in tex
     assert "report" in result.stdout

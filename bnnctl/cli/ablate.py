@@ -85,6 +85,11 @@ def ablate_grid(
             )
         for path in results["files"]:
             say(f"wrote {path}")
+        if result.done:
+            say(
+                f"trained {len(result.done)} runs in {result.wall_s:.0f} s ({result.concurrency}): "
+                f"{result.samples_per_s:.0f} training samples/s for the grid"
+            )
         failed = [{"cell": t.cell.label, "seed": t.seed, "run_dir": t.run_dir, "error": e} for t, e in result.failed]
         if json_output:
             emit_json(
@@ -95,6 +100,9 @@ def ablate_grid(
                     "skipped": len(result.skipped),
                     "shared": [{"run_dir": t.run_dir, "from": str(src)} for t, src in result.shared],
                     "trained": len(result.done),
+                    "wall_s": result.wall_s,
+                    "samples_per_s": result.samples_per_s,
+                    "concurrency": result.concurrency,
                     "failed": failed,
                     "table": _grid_json(results),
                     "files": [str(p) for p in results["files"]],

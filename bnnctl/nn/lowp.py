@@ -54,15 +54,13 @@ def int8_product_works(device: torch.device) -> bool:
 
 
 def resolve_format(name: str, device: torch.device) -> str:
-    """``auto`` -> the fastest exact format the device has (int8, else bf16, else fp32); others are checked."""
+    """``auto`` -> the fastest exact format the device has (CPU: int8; CUDA: bf16 with float32 output); others are checked."""
     if name not in FORMATS:
         raise ConfigError(f"train.binary_matmul must be one of {', '.join(FORMATS)}, got {name!r}")
-    if name == "auto":
+    if name == "auto":  # int8 on CUDA needs sizes in multiples of 8 (and M > 16): never picked there by itself
         if device.type == "cpu" and int8_product_works(device):
             return "int8"
-        if bf16_with_fp32_output(device):
-            return "bf16"
-        return "int8" if device.type == "cuda" and int8_product_works(device) else "fp32"
+        return "bf16" if bf16_with_fp32_output(device) else "fp32"
     if name == "bf16" and not bf16_with_fp32_output(device):
         raise ConfigError(
             f"train.binary_matmul=bf16 needs a bf16 product with float32 output, which {device.type} lacks in "

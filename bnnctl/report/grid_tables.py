@@ -60,9 +60,10 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
             }
             if summary is not None:
                 row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
+                row["samples_per_s"] = summary.get("samples_per_s")
             rows.append(row)
     frame = pd.DataFrame(rows)
-    for column in METRICS_OF_A_RUN:  # a hand-edited or damaged summary may hold text where a number belongs
+    for column in [*METRICS_OF_A_RUN, "samples_per_s"]:  # a damaged summary may hold text where a number belongs
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return manifest, frame
@@ -159,7 +160,9 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     md = grid_dir / "table.md"
     overrides = " ".join(manifest.get("overrides") or []) or "(none)"
     atomic_write_text(
-        md, f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
+        md,
+        f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
+        f"\n{throughput_footer(per_seed)}\n",
     )
     files.append(md)
     files.append(write_latex(shown, grid_dir / "table.tex", caption=caption, label=f"tab:{grid['name']}"))
@@ -171,6 +174,19 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     if heatmap is not None:
         files.append(heatmap)
     return {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
+
+
+def throughput_footer(per_seed: pd.DataFrame) -> str:
+    """How fast the finished runs trained: median samples/s of a run, and their training time together."""
+    done = per_seed[per_seed["status"] == "done"] if "status" in per_seed else per_seed.iloc[0:0]
+    speed = done["samples_per_s"].dropna() if "samples_per_s" in done else pd.Series(dtype=float)
+    if speed.empty:
+        return "Throughput: no finished run."
+    hours = float(done["wall_time_s"].fillna(0).sum()) / 3600
+    return (
+        f"Throughput: a run trained at {speed.median():.0f} samples/s (median of {len(speed)} runs, "
+        f"{speed.min():.0f}-{speed.max():.0f}); the runs took {hours:.2f} h of training time together."
+    )
 
 
 def _curves(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:

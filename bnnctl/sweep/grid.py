@@ -151,10 +151,27 @@ class GridResult:
     shared: list[tuple[CellTask, Path]] = field(default_factory=list)  # copied from another grid's finished run
     done: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
     failed: list[tuple[CellTask, str]] = field(default_factory=list)
+    wall_s: float = 0.0  # this invocation's training, from the first submission to the last result
+    concurrency: str = ""  # e.g. "1 worker x 2 threads"
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    @property
+    def samples_trained(self) -> float:
+        """Training examples the runs trained here processed (epochs x examples per epoch, from their summaries)."""
+        total = 0.0
+        for _, outcome in self.done:
+            s = outcome.summary or {}
+            epochs = s.get("epochs", 0) - (s.get("resumed_from_epoch") or 0)
+            total += float(s.get("samples_per_s") or 0) * float(s.get("epoch_time_s") or 0) * epochs
+        return total
+
+    @property
+    def samples_per_s(self) -> float:
+        """The grid's training throughput: every run's samples over the wall time (all workers together)."""
+        return self.samples_trained / self.wall_s if self.wall_s else 0.0
 
 
 def hydra_value(value: Any) -> str:
@@ -408,6 +425,8 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
         observer.on_grid_start(plan, pending)
         if pending:
             launcher = make_launcher(launcher_cfg, len(pending), _uses_gpu(pending), plan.grid_dir)
+            result.concurrency = f"{launcher.max_in_flight} at once x {launcher.threads} threads"
+            t0 = time.perf_counter()
             watch = EpochWatch(observer)
             for task, returned in launcher.map(run_cell, pending, on_start=observer.on_cell_start, on_poll=watch):
                 outcome = returned.value if returned.ok else CellOutcome(Outcome.failed, error=returned.error)
@@ -418,6 +437,7 @@ def run_grid(plan: GridPlan, launcher_cfg: LauncherConfig, observer: GridObserve
                 else:
                     result.skipped.append(task)
                 observer.on_cell_end(task, outcome)
+            result.wall_s = time.perf_counter() - t0
     observer.on_grid_end(result)
     return result
 
