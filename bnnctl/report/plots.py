@@ -88,15 +88,15 @@ def plot_grid_curves(curves: Any, path: Path, manifest: dict[str, Any]) -> Path 
     for ax in axes[:, 0]:
         ax.set_ylabel("validation accuracy")
     handles, names = axes.flat[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, names, loc="upper right", fontsize=8, ncol=2, frameon=False)
+    if handles:  # below the panels: above them it collides with the title when there is one row
+        fig.legend(handles, names, loc="lower center", fontsize=8, ncol=len(handles), frameon=False)
     fig.suptitle(
         f"grid {manifest['grid']['name']}: validation accuracy (mean ± 1 std over seeds)",
         fontsize=10,
         x=0.02,
         ha="left",
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.05 if handles else 0, 1, 0.97))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
