@@ -165,11 +165,6 @@ class Run:
     def status(self) -> Status:
         return self.state().status
 
-    def status_and_summary(self) -> tuple[Status, dict[str, Any] | None]:
-        """The status, and the summary when the run is done (read once: tables need both)."""
-        state = self.state()
-        return state.status, state.summary
-
     def state(self) -> RunState:
         """Status, summary (when done) and, for a damaged folder, why: never raises."""
         try:

@@ -132,6 +132,8 @@ def _check_group_choices(overrides: list[str]) -> None:
 
 def _check_values(cfg: TrainConfig) -> None:
     """Value checks a type system cannot express."""
+    from bnnctl.nn.lowp import FORMATS as PRODUCT_FORMATS
+
     t, d, o, m = cfg.train, cfg.data, cfg.optimizer, cfg.model
     checks = [
         (t.epochs >= 1, f"train.epochs must be >= 1, got {t.epochs}"),
@@ -141,8 +143,8 @@ def _check_values(cfg: TrainConfig) -> None:
         (t.max_steps_per_epoch >= 0, f"train.max_steps_per_epoch must be >= 0, got {t.max_steps_per_epoch}"),
         (t.threads >= 0, f"train.threads must be >= 0, got {t.threads}"),
         (
-            t.binary_matmul in ("auto", "fp32", "bf16", "int8"),
-            f"train.binary_matmul must be one of auto, fp32, bf16, int8, got {t.binary_matmul!r}",
+            t.binary_matmul in PRODUCT_FORMATS,
+            f"train.binary_matmul must be one of {', '.join(PRODUCT_FORMATS)}, got {t.binary_matmul!r}",
         ),
         (
             t.device == "auto" or re.fullmatch(DEVICE_PATTERN, t.device) is not None,

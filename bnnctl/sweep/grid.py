@@ -152,7 +152,7 @@ class GridResult:
     done: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
     failed: list[tuple[CellTask, str]] = field(default_factory=list)
     wall_s: float = 0.0  # this invocation's training, from the first submission to the last result
-    concurrency: str = ""  # e.g. "1 worker x 2 threads"
+    concurrency: str = ""  # e.g. "1 at once x 2 threads"
 
     @property
     def ok(self) -> bool:

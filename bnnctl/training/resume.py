@@ -98,18 +98,11 @@ def restore(
     A state saved by a different config (edited config.yaml, a changed grid
     cell) is refused: continuing it would mix two experiments.
     """
-    from bnnctl.runs import identity, load_weights
+    from bnnctl.runs import load_weights
 
     if state.get("format") != STATE_FORMAT:
         raise RunError(f"resume state format {state.get('format')!r} is not {STATE_FORMAT!r}")
-    saved = state.get("config")
-    try:
-        from bnnctl.config import from_container
-
-        saved_cfg = from_container(saved, "resume state") if isinstance(saved, dict) else None
-    except Exception:  # noqa: BLE001 - a config this version cannot read is a different config
-        saved_cfg = None
-    if saved_cfg is None or identity(saved_cfg) != identity(cfg):
+    if not saved_by(state, cfg):
         raise RunError("the resume state was saved by a different config; delete resume.pt to train from the start")
     if not 0 < state["epoch"] <= cfg.train.epochs:
         raise RunError(f"the resume state is at epoch {state['epoch']}, outside 1..train.epochs={cfg.train.epochs}")
@@ -124,19 +117,25 @@ def restore(
     return list(state["history"]), float(state.get("elapsed_s", 0.0))
 
 
-def can_resume(run: Any, cfg: TrainConfig) -> bool:
-    """Whether ``run`` holds a readable state saved by this same experiment (a grid cell's automatic resume)."""
+def saved_by(state: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether ``state`` was saved by the experiment ``cfg`` describes (same identity); never raises."""
+    from bnnctl.config import from_container
     from bnnctl.runs import identity
 
+    saved = state.get("config")
+    try:
+        return isinstance(saved, dict) and identity(from_container(saved, "resume state")) == identity(cfg)
+    except Exception:  # noqa: BLE001 - a config this version cannot read is a different config
+        return False
+
+
+def can_resume(run: Any, cfg: TrainConfig) -> bool:
+    """Whether ``run`` holds a readable state saved by this same experiment (a grid cell's automatic resume)."""
     try:
         state = run.load_resume_state()
-        if state is None or state.get("format") != STATE_FORMAT or not isinstance(state.get("config"), dict):
-            return False
-        from bnnctl.config import from_container
-
-        return identity(from_container(state["config"], "resume state")) == identity(cfg)
-    except Exception:  # noqa: BLE001 - unreadable or foreign: train from the start instead
+    except RunError:  # unreadable: train from the start instead
         return False
+    return state is not None and state.get("format") == STATE_FORMAT and saved_by(state, cfg)
 
 
 RESUME_OVERRIDES = ("data.root", "data.download", "train.threads")  # where and how, never what
@@ -153,9 +152,12 @@ def config_to_resume(run: Any, overrides: list[str]) -> TrainConfig:
 
     if run.done:
         raise RunError(f"{run.path} is finished (DONE): there is nothing to resume")
-    tree = to_container(run.config())
+    cfg = run.config()
+    if not overrides:
+        return cfg
+    tree = to_container(cfg)
     for override in overrides:
-        key, sep, value = override.partition("=")
+        _, sep, value = override.partition("=")
         key = override_key(override)
         if not sep or key not in RESUME_OVERRIDES:
             raise RunError(
@@ -164,4 +166,4 @@ def config_to_resume(run: Any, overrides: list[str]) -> TrainConfig:
             )
         section, leaf = key.split(".")
         tree[section][leaf] = None if value in ("null", "") else value
-    return from_container(tree, f"config of {run.path} with {' '.join(overrides)}") if overrides else run.config()
+    return from_container(tree, f"config of {run.path} with {' '.join(overrides)}")
