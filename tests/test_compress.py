@@ -90,7 +90,7 @@ def _rank(rank: int, world: int, store: str, method: str, out: str) -> None:
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("method", ["none", "sign", "hadamard"])
+@pytest.mark.parametrize("method", ["none", "bf16", "sign", "hadamard"])
 def test_two_gloo_ranks_apply_the_mean_of_each_others_decoded_messages(tmp_path, method):
     out = str(tmp_path / "rank")
     mp.spawn(_rank, args=(2, str(tmp_path / "store"), method, out), nprocs=2, join=True)
@@ -103,7 +103,10 @@ def test_two_gloo_ranks_apply_the_mean_of_each_others_decoded_messages(tmp_path,
         assert s["comm_float32_bytes"] == 4 * n
         assert (
             s["comm_bytes"]
-            == {"none": 4 * n, "sign": math.ceil(n / 8) + 4, "hadamard": math.ceil(n / 8) + 4 * math.ceil(n / 8)}[
-                method
-            ]
+            == {
+                "none": 4 * n,
+                "bf16": 2 * n,
+                "sign": math.ceil(n / 8) + 4,
+                "hadamard": math.ceil(n / 8) + 4 * math.ceil(n / 8),
+            }[method]
         )

@@ -44,6 +44,11 @@ def train(
     """Train a model and write a run folder runs/train/<time>_<name>_<id>/ (or continue one with --resume).
 
     Ctrl-C or SIGTERM keeps every finished epoch; `--resume RUN_DIR` continues from the last one.
+
+    dist.world_size=N trains data-parallel on N ranks spawned here (DDP: gloo on CPUs, NCCL on GPUs), with
+    train.batch_size the global batch; dist.compress=bf16|sign|hadamard compresses the gradients they exchange
+    (1-bit messages with error feedback). Under torchrun (`torchrun --nproc-per-node N -m bnnctl train ...`)
+    the world is torchrun's and rank 0 writes the run folder.
     """
     where: dict[str, Path] = {}
 
@@ -58,6 +63,8 @@ def train(
         from bnnctl.training import train_into
 
         overrides = list(overrides or [])
+        if _is_other_torchrun_rank():
+            return _train_as_other_rank(overrides)
         if resume is not None:
             run, cfg = _run_to_resume(resume, overrides)
         else:
@@ -79,12 +86,30 @@ def train(
             print_key_values(f"run {run.name}", summary)
 
 
+def _is_other_torchrun_rank() -> bool:
+    from bnnctl.distributed.launch import torchrun_rank
+
+    launched = torchrun_rank()
+    return launched is not None and not launched.is_main
+
+
+def _train_as_other_rank(overrides: list[str]) -> None:
+    """Under torchrun, ranks other than 0 train their share and write nothing: rank 0 has the folder and output."""
+    from bnnctl.config import compose_train, split_runs_dir
+    from bnnctl.training import fit
+    from bnnctl.training.data_parallel import with_launched_world
+
+    _, hydra_overrides = split_runs_dir(overrides)
+    fit(with_launched_world(compose_train(hydra_overrides)), overrides=overrides)
+
+
 def _new_run(overrides: list[str]):
     from bnnctl.config import compose_train, split_runs_dir
     from bnnctl.runs import create_run
+    from bnnctl.training.data_parallel import with_launched_world
 
     runs_dir, hydra_overrides = split_runs_dir(overrides)
-    cfg = compose_train(hydra_overrides)
+    cfg = with_launched_world(compose_train(hydra_overrides))  # under torchrun, its world size
     return create_run(runs_dir, "train", cfg.run_name, cfg), cfg
 
 

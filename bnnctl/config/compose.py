@@ -151,6 +151,13 @@ def _check_values(cfg: TrainConfig) -> None:
             f"train.device must be auto, cpu, cuda, cuda:N or mps, got {t.device!r}",
         ),
         (0 <= t.seed < 2**63, f"train.seed must be in [0, 2^63), got {t.seed}"),
+        (1 <= cfg.dist.world_size <= 1024, f"dist.world_size must be in 1..1024, got {cfg.dist.world_size}"),
+        (
+            cfg.dist.world_size < 1 or t.batch_size % cfg.dist.world_size == 0,
+            f"train.batch_size ({t.batch_size}) must be a multiple of dist.world_size ({cfg.dist.world_size}): "
+            "it is the global batch, split evenly between the ranks",
+        ),
+        (cfg.dist.beta >= 1, f"dist.beta must be >= 1, got {cfg.dist.beta}"),
         (_positive(o.lr), f"optimizer.lr must be a finite number > 0, got {o.lr}"),
         (_positive(o.lr_end), f"optimizer.lr_end must be a finite number > 0, got {o.lr_end}"),
         (_positive(o.eps), f"optimizer.eps must be a finite number > 0, got {o.eps}"),

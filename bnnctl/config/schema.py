@@ -82,6 +82,20 @@ class OptimizerName(enum.StrEnum):
     adam = "adam"
 
 
+class Compress(enum.StrEnum):
+    # What each data-parallel rank sends of its gradients (bnnctl.distributed.compress).
+    none = "none"  # float32, one all-reduce
+    bf16 = "bf16"  # 2 bytes per element, the rounding kept as a residual
+    sign = "sign"  # 1 bit per element + one mean-|g| scale per tensor, error feedback (EF-signSGD)
+    hadamard = "hadamard"  # 1 bit per element + one scale per block of dist.beta elements, error feedback
+
+
+class DistBackend(enum.StrEnum):
+    auto = "auto"  # nccl for CUDA, gloo for the CPU
+    gloo = "gloo"
+    nccl = "nccl"
+
+
 @dataclass
 class BinarizerSpec:
     """A binarizer as config names it: ``{name: ste_sign, params: {clip: 1.0}}`` (see ``nn.binarize``)."""
@@ -181,12 +195,28 @@ class LoopConfig:
 
 
 @dataclass
+class DistConfig:
+    """Data-parallel training (``bnnctl.training.data_parallel``): DDP over ``world_size`` ranks.
+
+    ``train.batch_size`` stays the global batch: each rank takes its 1/world_size
+    share of every batch, so world sizes compare at the same optimizer steps.
+    Launched by torchrun, the world size is torchrun's.
+    """
+
+    world_size: int = 1  # ranks on this machine (bnnctl spawns them); 1 with compress=none: no DDP at all
+    compress: Compress = Compress.none
+    beta: int = 64  # hadamard: elements per scale
+    backend: DistBackend = DistBackend.auto
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     binarize: BinarizeConfig = field(default_factory=BinarizeConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     name: Optional[str] = None  # run name; default: the experiment preset, else <model>-<data>
     choices: dict[str, Optional[str]] = field(default_factory=dict)  # the group options picked (filled in)
 
@@ -196,5 +226,5 @@ class TrainConfig:
 
 
 # Keys that say how or where a run ran, not what it computes: outside its identity.
-NOT_IDENTITY = ("name", "choices", "data.root", "data.download", "train.threads")
+NOT_IDENTITY = ("name", "choices", "data.root", "data.download", "train.threads", "dist.backend")
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # besides "auto"

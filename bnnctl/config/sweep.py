@@ -28,6 +28,15 @@ class SubmititCluster(enum.StrEnum):
 
 
 GRID_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a grid's name becomes a folder under runs_dir/ablate
+# Summary keys a grid may add to its table (``columns:``), each as mean ± CI over seeds (report.grid_tables).
+GRID_COLUMNS = (
+    "epoch_time_s",
+    "samples_per_s",
+    "comm_bytes_per_step",
+    "comm_wire_bytes_per_step",
+    "compression_ratio",
+    "comm_s_per_epoch",
+)
 
 
 @dataclass
@@ -67,6 +76,7 @@ class AblationConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     baseline_label: str = "none"  # label of the cell with every axis at its first value
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    columns: list[str] = field(default_factory=list)  # more summary keys for the table, from GRID_COLUMNS
 
 
 @dataclass
@@ -163,6 +173,11 @@ def load_grid(name_or_path: str, overrides: list[str] = ()) -> AblationConfig:
             f"ablation.seeds must be distinct and not empty, got {grid.seeds}",
         ),
         ("train.seed" not in keys, "train.seed cannot be an axis: list the seeds in ablation.seeds"),
+        (
+            set(grid.columns) <= set(GRID_COLUMNS),
+            f"ablation.columns: {sorted(set(grid.columns) - set(GRID_COLUMNS))} unknown (choose from: "
+            f"{', '.join(GRID_COLUMNS)})",
+        ),
         (
             re.fullmatch(GRID_NAME, grid.name) is not None and ".." not in grid.name,
             f"ablation.name must be a plain folder name (letters, digits, _ . -), got {grid.name!r}",

@@ -9,8 +9,15 @@ each rank decodes every message and averages them, so every rank applies the
 same update.
 
 Bytes are what this rank's messages hold (payload plus scales), per step;
-time is the wall time spent inside the hook (compression, communication,
-decoding).
+``wire_bytes`` what a ring algorithm makes each rank send for them: an
+all-reduce of n floats sends 2 (W-1)/W x 4n bytes per rank, an all-gather of
+m-byte messages (W-1) x m. Time is the wall time spent inside the hook
+(compression, communication, decoding); the hook waits for its collective, so
+communication does not overlap the rest of the backward pass.
+
+Residuals are kept per bucket, keyed by the bucket's parameters: DDP rebuilds
+its buckets once, after the first step, and a residual must never be added to
+another tensor's gradient.
 """
 
 import time  # no `from __future__ import annotations`: DDP checks the hook's annotation at run time
@@ -28,9 +35,10 @@ class HookState:
 
     method: str = "none"
     beta: int = 64
-    residuals: dict[int, torch.Tensor] = field(default_factory=dict)
+    residuals: dict[tuple, torch.Tensor] = field(default_factory=dict)
     bytes_sent: int = 0
     float32_bytes: int = 0
+    wire_bytes: float = 0.0
     seconds: float = 0.0
 
     def take_counters(self) -> dict[str, float]:
@@ -38,9 +46,10 @@ class HookState:
         counters = {
             "comm_bytes": self.bytes_sent,
             "comm_float32_bytes": self.float32_bytes,
+            "comm_wire_bytes": self.wire_bytes,
             "comm_s": self.seconds,
         }
-        self.bytes_sent, self.float32_bytes, self.seconds = 0, 0, 0.0
+        self.bytes_sent, self.float32_bytes, self.wire_bytes, self.seconds = 0, 0, 0.0, 0.0
         return counters
 
 
@@ -50,33 +59,38 @@ def _gather(tensor: torch.Tensor, world: int) -> list[torch.Tensor]:
     return parts
 
 
-def compressed_mean(state: HookState, index: int, flat: torch.Tensor) -> torch.Tensor:
-    """The mean over ranks of every rank's decoded message for this bucket; updates the residual and counters."""
+def compressed_mean(state: HookState, key: tuple, flat: torch.Tensor) -> torch.Tensor:
+    """The mean over ranks of every rank's decoded message for this bucket; updates the residual and counters.
+
+    ``method=none`` reduces ``flat`` in place (as DDP's own all-reduce hook does).
+    """
     t0 = time.perf_counter()
     world = dist.get_world_size()
-    message, residual = compress(flat, state.residuals.get(index), state.method, state.beta)
+    message, residual = compress(flat, state.residuals.get(key), state.method, state.beta)
     if residual is not None:
-        state.residuals[index] = residual
+        state.residuals[key] = residual
     state.bytes_sent += message.nbytes
     state.float32_bytes += 4 * flat.numel()
     if state.method == "none":
-        payload = message.payload.clone()
-        dist.all_reduce(payload)
-        mean = payload / world
-    else:  # gathered and summed in float32: gloo does not reduce bf16, and bits cannot be summed
+        state.wire_bytes += 2 * (world - 1) / world * message.nbytes
+        dist.all_reduce(flat)
+        mean = flat.div_(world)
+    else:  # gathered, then decoded and summed in float32 (bits cannot be summed; gloo does not reduce bf16)
+        state.wire_bytes += (world - 1) * message.nbytes
         payloads = _gather(message.payload, world)
         scales = _gather(message.scales, world) if message.scales is not None else [None] * world
-        decoded = [
-            Message(state.method, message.n, p, s, message.beta).decode() for p, s in zip(payloads, scales, strict=True)
-        ]
-        mean = torch.stack(decoded).sum(0) / world
+        total = torch.zeros_like(flat)
+        for payload, scale in zip(payloads, scales, strict=True):  # rank order: every rank sums alike
+            total += Message(state.method, message.n, payload, scale, message.beta).decode()
+        mean = total / world
     state.seconds += time.perf_counter() - t0
     return mean
 
 
 def compression_hook(state: HookState, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
     """A DDP communication hook: ``ddp.register_comm_hook(HookState(method), compression_hook)``."""
-    mean = compressed_mean(state, bucket.index(), bucket.buffer())
+    key = tuple(p.data_ptr() for p in bucket.parameters())  # which tensors this bucket holds
+    mean = compressed_mean(state, key, bucket.buffer())
     future: torch.futures.Future = torch.futures.Future()
     future.set_result(mean.to(bucket.buffer().dtype))
     return future

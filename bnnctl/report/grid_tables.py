@@ -28,6 +28,14 @@ METRICS_OF_A_RUN = {  # column -> summary.json key
     "wall_time_s": "total_time_s",
 }
 ACCURACIES = ["peak_val_acc", "final_val_acc", "test_acc_at_peak", "final_test_acc"]
+COLUMN_FORMATS = {  # a grid's extra ``columns:`` (config.sweep.GRID_COLUMNS): header, scale, digits
+    "epoch_time_s": ("s/epoch", 1, 1),
+    "samples_per_s": ("samples/s", 1, 0),
+    "comm_bytes_per_step": ("kB sent/step", 1e-3, 1),
+    "comm_wire_bytes_per_step": ("kB on the wire/step", 1e-3, 1),
+    "compression_ratio": ("x fewer than float32", 1, 1),
+    "comm_s_per_epoch": ("comm s/epoch", 1, 1),
+}
 HEADERS = {
     "peak_val_acc": "peak val %",
     "final_val_acc": "final val %",
@@ -60,13 +68,22 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
             }
             if summary is not None:
                 row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
-                row["samples_per_s"] = summary.get("samples_per_s")
+                row.update({key: summary.get(key) for key in {"samples_per_s", *extra_columns(manifest)}})
             rows.append(row)
     frame = pd.DataFrame(rows)
-    for column in [*METRICS_OF_A_RUN, "samples_per_s"]:  # a damaged summary may hold text where a number belongs
+    for column in [
+        *METRICS_OF_A_RUN,
+        "samples_per_s",
+        *extra_columns(manifest),
+    ]:  # a damaged summary may hold text where a number belongs
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return manifest, frame
+
+
+def extra_columns(manifest: dict[str, Any]) -> list[str]:
+    """The summary keys the grid file adds to its table (``columns:``; older manifests have none)."""
+    return [c for c in manifest["grid"].get("columns") or [] if c not in METRICS_OF_A_RUN]
 
 
 def setting_keys(manifest: dict[str, Any]) -> list[str]:
@@ -79,7 +96,7 @@ def cell_table(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame
     """One row per cell: mean, std and 95% t-interval of each metric over its finished seeds, and the reference."""
     settings = setting_keys(manifest)
     done = per_seed[per_seed["status"] == "done"]
-    metrics = list(METRICS_OF_A_RUN)
+    metrics = [*METRICS_OF_A_RUN, *extra_columns(manifest)]
     table = aggregate_seeds(done, ["order", "cell", "cell_id", *settings], metrics)
     cells = per_seed[["order", "cell", "cell_id", *settings]].drop_duplicates("order")
     table = cells.merge(table, how="left", on=["order", "cell", "cell_id", *settings]).sort_values("order")
@@ -135,6 +152,11 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
         shown[HEADERS[metric]] = [
             pm(m, lo, scale, digits) for m, lo in zip(table[f"{metric}_mean"], table[f"{metric}_ci_lo"], strict=True)
         ]
+    for column in extra_columns(manifest):
+        header, scale, digits = COLUMN_FORMATS[column]
+        shown[header] = [
+            pm(m, lo, scale, digits) for m, lo in zip(table[f"{column}_mean"], table[f"{column}_ci_lo"], strict=True)
+        ]
     metric = reference.get("metric", "peak_val_acc")
     if reference.get("values"):
         shown[f"report {HEADERS.get(metric, metric)}"] = table["reference"].map(published_pct)
@@ -143,7 +165,7 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
 
 def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     """results.csv (per cell), runs.csv (per seed), table.md, table.tex and curves.png in the grid folder."""
-    from bnnctl.report.plots import plot_grid_curves, plot_grid_heatmap
+    from bnnctl.report.plots import plot_accuracy_vs_bytes, plot_grid_curves, plot_grid_heatmap
 
     grid_dir = Path(grid_dir).expanduser()
     manifest, per_seed = collect_grid(grid_dir)
@@ -173,6 +195,10 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
     heatmap = plot_grid_heatmap(table, manifest, grid_dir / "heatmap.png")  # two axes, one with > 2 values
     if heatmap is not None:
         files.append(heatmap)
+    if "comm_bytes_per_step" in extra_columns(manifest):
+        tradeoff = plot_accuracy_vs_bytes(table, manifest, grid_dir / "accuracy_vs_bytes.png")
+        if tradeoff is not None:
+            files.append(tradeoff)
     return {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
 
 

@@ -222,3 +222,44 @@ def plot_gemm_sizes(frame: Any, path: Path) -> Path:
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def plot_accuracy_vs_bytes(
+    table: Any, manifest: dict[str, Any], path: Path, metric: str = "peak_val_acc"
+) -> Path | None:
+    """Accuracy against the gradient bytes each rank sends per step (log x), one point per cell.
+
+    Mean over seeds with its 95% interval as the error bar; the colour is the
+    cell's value of the first axis (the compression method), the marker its
+    value of the second (the world size). None when nothing finished.
+    """
+    done = table[table[f"{metric}_mean"].notna() & table["comm_bytes_per_step_mean"].notna()]
+    if done.empty:
+        return None
+    axes = manifest["grid"]["axes"]
+    colour_key, marker_key = axes[0]["key"], axes[1]["key"] if len(axes) > 1 else None
+    colours = {v: f"C{i}" for i, v in enumerate(axes[0]["values"])}
+    markers = dict(zip(axes[1]["values"], "osD^v<>p*", strict=False)) if marker_key else {}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for row in done.itertuples(index=False):
+        values = row._asdict()
+        mean = values[f"{metric}_mean"] * 100
+        half = (values[f"{metric}_mean"] - values[f"{metric}_ci_lo"]) * 100
+        half = half if half == half else 0.0
+        colour = colours.get(values.get(colour_key), "k")
+        marker = markers.get(values.get(marker_key), "o") if marker_key else "o"
+        ax.errorbar(values["comm_bytes_per_step_mean"], mean, yerr=half, fmt=marker, color=colour, capsize=3, ms=6)
+    ax.set_xscale("log")
+    for value, colour in colours.items():
+        ax.plot([], [], "s", color=colour, label=f"{axes[0].get('short') or colour_key}={value}")
+    for value, marker in markers.items():
+        ax.plot([], [], marker, color="grey", label=f"{axes[1].get('short') or marker_key}={value}")
+    ax.set_xlabel("gradient bytes each rank sends per step (log)")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} % (mean, 95% CI)")
+    ax.set_title(f"{manifest['grid']['name']}: accuracy against bytes sent", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path

@@ -20,9 +20,19 @@ import torch.nn as nn
 
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import PIXEL_BOUNDS, AugmentSpec, Dataset, iterate_batches, load_dataset
+from bnnctl.distributed.launch import Rank
 from bnnctl.errors import ConfigError, TrainingDiverged
 from bnnctl.nn import build_model, make_binarizer, model_size_bytes
 from bnnctl.runs import Run
+from bnnctl.training.data_parallel import (
+    RANK_SEED_STRIDE,
+    communication_summary,
+    fit_data_parallel,
+    needs_process_group,
+    rank_device,
+    seed_this_rank,
+    shard,
+)
 from bnnctl.training.resume import capture, restore
 from bnnctl.training.runtime import resolve_device, seed_everything, tune_cpu
 from bnnctl.training.trainer import Trainer, TrainObserver
@@ -70,7 +80,7 @@ def fit(
     overrides: list[str] | None = None,
     dataset: Dataset | None = None,
     resume: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Train the model ``cfg`` describes; log to ``run`` (if any) and return the summary.
 
     The order of set-up (device, files, seeds, data, model, optimizer) is what
@@ -78,12 +88,35 @@ def fit(
     run folder gets the whole training state (``resume.pt``); ``resume=True``
     continues a cut-off run from it: the set-up is repeated, the state put
     back, and the epochs after the saved one are trained as they would have been.
+
+    With ``dist.*`` (or under torchrun) the same training runs on every rank
+    of a DDP world (``data_parallel``); rank 0 returns the summary, other
+    torchrun ranks None.
     """
+    if not needs_process_group(cfg):
+        return fit_on_rank(cfg, run, observer, overrides, dataset, resume)
+    if resume:
+        raise ConfigError("a data-parallel run cannot be resumed: its ranks' residuals are not saved; train it again")
+    return fit_data_parallel(fit_on_rank, cfg, run, observer, overrides)
+
+
+def fit_on_rank(
+    cfg: TrainConfig,
+    run: Run | None = None,
+    observer: TrainObserver | None = None,
+    overrides: list[str] | None = None,
+    dataset: Dataset | None = None,
+    resume: bool = False,
+    rank: Rank | None = None,
+) -> dict[str, Any] | None:
+    """``fit`` in this process: alone (``rank=None``), or as one rank of a process group already joined."""
     observer = observer or TrainObserver()
     t_start = time.perf_counter()
-    if cfg.train.threads:
+    if cfg.train.threads and rank is None:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
+    if rank is not None:
+        device = rank_device(device, rank)
     if device.type == "cpu":
         tune_cpu()
     saved = run.load_resume_state() if run is not None and resume else None
@@ -93,10 +126,14 @@ def fit(
     batch_gen = seed_everything(cfg.train.seed)
     data = dataset or load_dataset(cfg.data, device)
     model = build_model(cfg.model, cfg.binarize, data.input_shape, data.num_classes).to(device)
-    trainer = Trainer(cfg, model, device)
+    trainer = Trainer(cfg, model, device, data_parallel=rank is not None)
+    if rank is not None:
+        seed_this_rank(cfg.train.seed, rank)
+    main = rank is None or rank.is_main  # the process that evaluates and logs
     steps = steps_per_epoch(len(data.train), cfg)
-    augment, augment_gen = augment_spec(cfg), torch.Generator().manual_seed(cfg.train.seed + 7919)
-    after_step = _periodic_validation(trainer, data, run, steps)
+    augment_seed = cfg.train.seed + 7919 + (RANK_SEED_STRIDE * rank.rank if rank is not None else 0)
+    augment, augment_gen = augment_spec(cfg), torch.Generator().manual_seed(augment_seed)
+    after_step = _periodic_validation(trainer, data, run, steps) if main else (lambda epoch: 0.0)
 
     history: list[dict[str, Any]] = []
     elapsed_before = 0.0  # seconds the earlier attempts spent on the epochs they finished
@@ -106,22 +143,30 @@ def fit(
         run.keep_metrics_through(len(history))  # what the cut-off epoch had logged goes
         run.clear_error()
     epochs = cfg.train.epochs
-    observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=str(data.train.x.device))
+    where = str(data.train.x.device)
+    if rank is not None:
+        where += f" x {rank.world_size} ranks (DDP, dist.compress={cfg.dist.compress.value})"
+    observer.on_fit_start(epochs=epochs, steps_per_epoch=steps, run=run, device=where)
     observer.on_resume(history)
     for epoch in range(len(history), epochs):
-        record = _train_one_epoch(trainer, data, epoch, steps, batch_gen, augment, augment_gen, observer, after_step)
+        record = _train_one_epoch(
+            trainer, data, epoch, steps, batch_gen, augment, augment_gen, observer, after_step, rank, main
+        )
         history.append(record)
         if run is not None:
             run.log_metrics(record)  # at once: an interrupted run keeps every finished epoch
         observer.on_epoch_end(record)
         check_finite(record, model)
-        if run is not None and epoch + 1 < epochs:
+        if run is not None and epoch + 1 < epochs and rank is None:
             elapsed = elapsed_before + time.perf_counter() - t_start
             run.save_resume_state(capture(cfg, trainer, batch_gen, augment_gen, history, elapsed))
+    if not main:
+        return None
 
     total_time = elapsed_before + time.perf_counter() - t_start
     summary = summarize(cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, total_time, data)
     summary["binary_matmul"] = trainer.binary_matmul if trainer.low_precision_layers else "fp32"
+    summary.update(communication_summary(history, rank, cfg) if rank is not None else {"world_size": 1})
     if saved is not None:
         summary["resumed_from_epoch"] = saved["epoch"]
     if run is not None:
@@ -140,11 +185,15 @@ def _train_one_epoch(
     augment_gen: torch.Generator,
     observer: TrainObserver,
     after_step,
+    rank: Rank | None = None,
+    main: bool = True,
 ) -> dict[str, Any]:
-    """One epoch's steps, then its evaluation: the epoch's metrics record."""
+    """One epoch's steps, then its evaluation (rank 0's alone): the epoch's metrics record."""
     cfg = trainer.cfg
     lr = trainer.start_epoch(epoch)
     batches = iterate_batches(data.train, cfg.train.batch_size, shuffle=True, generator=batch_gen, drop_last=True)
+    if rank is not None:
+        batches = shard(batches, rank)
     record = {
         "kind": "epoch",
         "epoch": epoch + 1,
@@ -159,10 +208,9 @@ def _train_one_epoch(
             after_step=after_step,
         ),
     }
-    record.update(
-        iteration=trainer.iteration,
-        **trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size),
-    )
+    record["iteration"] = trainer.iteration
+    if main:
+        record.update(trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size))
     return record
 
 

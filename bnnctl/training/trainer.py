@@ -7,7 +7,7 @@ No printing here: progress goes to a ``TrainObserver`` that the caller chooses
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -17,8 +17,12 @@ from bnnctl.data import AugmentSpec, Split, augment_batch, iterate_batches
 from bnnctl.nn import clippable_parameters, get_loss, quantized_parameters
 from bnnctl.nn.lowp import resolve_format, set_binary_matmul
 from bnnctl.training.adam_clip import adam_clip_step_, can_fuse
+from bnnctl.training.data_parallel import communication_record, sum_over_ranks, wrap_for_data_parallel
 from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr, zero_positive_
 from bnnctl.training.runtime import EagerFallback
+
+if TYPE_CHECKING:
+    from bnnctl.distributed import HookState
 
 
 class TrainObserver:
@@ -72,13 +76,19 @@ class Trainer:
     what ``fit`` repeats. Nothing here knows about run folders.
     """
 
-    def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device):
+    def __init__(self, cfg: TrainConfig, model: nn.Module, device: torch.device, data_parallel: bool = False):
         self.cfg = cfg
         self.model = model
         # +-1 x +-1 products in an exact low-precision format (before compiling: the format is baked in).
         self.binary_matmul = resolve_format(cfg.train.binary_matmul, device)
         self.low_precision_layers = set_binary_matmul(model, self.binary_matmul)
-        self.forward = EagerFallback(model, cfg.train.compile)
+        self.forward = EagerFallback(model, cfg.train.compile)  # evaluation: this rank alone, no DDP
+        # Training steps go through DDP and its gradient hook when the process group is up (data_parallel).
+        self.comm: HookState | None = None
+        self.train_forward = self.forward
+        if data_parallel:
+            ddp, self.comm = wrap_for_data_parallel(model, device, cfg.dist.compress.value, cfg.dist.beta)
+            self.train_forward = EagerFallback(ddp, cfg.train.compile)
         self.opt = make_optimizer(model, cfg.optimizer, device)
         self.loss_fn = get_loss(cfg.model.loss)
         self.clip_params = clippable_parameters(model) if cfg.train.weight_clip else []
@@ -91,7 +101,7 @@ class Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (loss, logits), detached and still on the device."""
-        out = self.forward(x)
+        out = self.train_forward(x)
         loss = self.loss_fn(out, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -153,7 +163,7 @@ class Trainer:
         device = next(self.model.parameters()).device
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        seen, side_time = 0, 0.0
+        seen, taken, side_time = 0, 0, 0.0
         for step, (x, y) in enumerate(batches):
             if step >= steps:
                 break
@@ -163,15 +173,25 @@ class Trainer:
             loss_sum += loss * len(y)
             correct += (out.argmax(1) == y).sum()
             seen += len(y)
+            taken += 1
             report = step % 20 == 0 or step == steps - 1  # a host sync every 20 steps, not every step
             observer.on_step(epoch=epoch, step=step + 1, loss=float(loss_sum) / seen if report else None)
             side_time += after_step(epoch)
         train_time = time.perf_counter() - t0 - side_time
+        if self.comm is None:
+            return {
+                "train_loss": float(loss_sum) / seen,
+                "train_acc": int(correct) / seen,
+                "epoch_time_s": train_time,
+                "samples_per_s": seen / train_time,
+            }
+        loss_total, correct_total, seen_total = sum_over_ranks(loss_sum, correct, seen)
         return {
-            "train_loss": float(loss_sum) / seen,
-            "train_acc": int(correct) / seen,
+            "train_loss": loss_total / seen_total,
+            "train_acc": correct_total / seen_total,
             "epoch_time_s": train_time,
-            "samples_per_s": seen / train_time,
+            "samples_per_s": seen_total / train_time,
+            **communication_record(self.comm.take_counters(), taken),
         }
 
     def evaluate_splits(self, splits: dict[str, Split | None], batch_size: int) -> dict[str, Any]:

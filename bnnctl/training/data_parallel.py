@@ -1,0 +1,198 @@
+"""Data-parallel training: ``fit`` on every rank of a DDP world, rank 0 writing the run folder.
+
+``train.batch_size`` is the global batch. Every rank draws the same batch
+order (the same seeded generator) and takes its own 1/W slice of each batch
+(``shard``), so together the ranks see every example of an epoch once and take
+the same optimizer steps as one process would. DDP averages the gradients of
+the slices (through ``distributed.hooks``, compressed or not), and the mean of
+W slice means is the batch mean: with ``dist.compress=none`` a world of W
+trains the weights a world of 1 does, up to float rounding (tested). Batch
+norm is the exception: it normalizes over each rank's slice (DDP's default;
+CPU tensors have no SyncBatchNorm).
+
+Model initialisation is rank 0's (DDP broadcasts it); the random streams that
+act during training (dropout, stochastic sign, augmentation) differ per rank,
+as each rank's slice would draw its own masks. Rank 0 evaluates, logs and
+writes the folder; the other ranks train only. Communication counters are
+rank 0's (every rank sends the same amount).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from bnnctl.config.schema import TrainConfig
+from bnnctl.distributed import HookState, compression_hook
+from bnnctl.distributed.launch import (
+    LocalWorld,
+    Rank,
+    backend_for,
+    join_alone,
+    join_from_environment,
+    leave,
+    torchrun_rank,
+)
+from bnnctl.errors import BnnctlError, ConfigError
+
+if TYPE_CHECKING:
+    from bnnctl.runs import Run
+
+RANK_SEED_STRIDE = 1_000_003  # rank r's training streams start at seed + r * stride (rank 0: the run's own)
+
+
+class DistributedError(BnnctlError):
+    """A rank failed or vanished; the message says which and why."""
+
+
+def needs_process_group(cfg: TrainConfig) -> bool:
+    """DDP is used when there are several ranks, when torchrun started us, or when gradients are compressed."""
+    return cfg.dist.world_size > 1 or cfg.dist.compress.value != "none" or torchrun_rank() is not None
+
+
+def with_launched_world(cfg: TrainConfig) -> TrainConfig:
+    """Under torchrun, ``dist.world_size`` is torchrun's (so the run's config and id say how it trained)."""
+    launched = torchrun_rank()
+    if launched is None or cfg.dist.world_size == launched.world_size:
+        return cfg
+    if cfg.dist.world_size != 1:
+        raise ConfigError(
+            f"dist.world_size={cfg.dist.world_size} but torchrun started {launched.world_size} ranks "
+            "(leave dist.world_size out under torchrun)"
+        )
+    return dataclasses.replace(cfg, dist=dataclasses.replace(cfg.dist, world_size=launched.world_size))
+
+
+def wrap_for_data_parallel(model: nn.Module, device: torch.device, method: str, beta: int):
+    """(DDP around ``model``, the hook's counters): every gradient bucket goes through ``compression_hook``."""
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    state = HookState(method, beta)
+    ddp.register_comm_hook(state, compression_hook)
+    return ddp, state
+
+
+def shard(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], rank: Rank) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Rank r's slice [r B/W, (r+1) B/W) of each global batch of B examples."""
+    for x, y in batches:
+        part = len(y) // rank.world_size
+        lo = rank.rank * part
+        yield x[lo : lo + part], y[lo : lo + part]
+
+
+def sum_over_ranks(loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> tuple[float, int, int]:
+    """(loss sum, correct, examples) of the epoch over all ranks: what the epoch's record reports."""
+    n = torch.tensor(float(seen), dtype=torch.float64, device=loss_sum.device)
+    totals = torch.stack([loss_sum.double(), correct.double(), n])  # on the training device: gloo CPU, NCCL CUDA
+    dist.all_reduce(totals)
+    loss, right, n = totals.tolist()
+    return loss, int(right), int(n)
+
+
+def communication_record(counters: dict[str, float], steps: int) -> dict[str, float]:
+    """An epoch's communication as metrics: bytes per step (sent, wire, float32's), the ratio, seconds."""
+    steps = max(steps, 1)
+    sent = counters["comm_bytes"] / steps
+    return {
+        "comm_bytes_per_step": sent,
+        "comm_wire_bytes_per_step": counters["comm_wire_bytes"] / steps,
+        "comm_float32_bytes_per_step": counters["comm_float32_bytes"] / steps,
+        "compression_ratio": counters["comm_float32_bytes"] / steps / sent if sent else float("nan"),
+        "comm_s": counters["comm_s"],
+    }
+
+
+def communication_summary(history: list[dict[str, Any]], rank: Rank, cfg: TrainConfig) -> dict[str, Any]:
+    """The summary's distributed keys: the world, the method, and the last epoch's communication."""
+    last = history[-1]
+    summary: dict[str, Any] = {"world_size": rank.world_size, "compress": cfg.dist.compress.value}
+    if cfg.dist.compress.value == "hadamard":
+        summary["compress_beta"] = cfg.dist.beta
+    for key in ("comm_bytes_per_step", "comm_wire_bytes_per_step", "comm_float32_bytes_per_step", "compression_ratio"):
+        summary[key] = last.get(key)
+    steady = [r["comm_s"] for r in history[1:]] or [history[0]["comm_s"]]
+    summary["comm_s_per_epoch"] = sorted(steady)[len(steady) // 2]
+    return summary
+
+
+def seed_this_rank(seed: int, rank: Rank) -> None:
+    """Rank r > 0 draws its own dropout masks and stochastic signs (called after the model is built)."""
+    if rank.rank:
+        torch.manual_seed(seed + RANK_SEED_STRIDE * rank.rank)
+
+
+def rank_device(device: torch.device, rank: Rank) -> torch.device:
+    """One GPU per local rank; CPU ranks share the CPU."""
+    if device.type != "cuda":
+        return device
+    return torch.device("cuda", rank.local_rank % torch.cuda.device_count())
+
+
+def threads_per_rank(cfg: TrainConfig, world_size: int) -> int:
+    """The cores split between the ranks on this machine (``train.threads``, else torch's count)."""
+    return max(1, (cfg.train.threads or torch.get_num_threads()) // world_size)
+
+
+FitOnRank = Callable[..., Any]  # fit_on_rank(cfg, run, observer, overrides, dataset, resume, rank) -> summary
+
+
+def fit_data_parallel(
+    fit_on_rank: FitOnRank, cfg: TrainConfig, run: Run | None, observer: Any, overrides: list[str] | None
+) -> dict[str, Any] | None:
+    """Train on a DDP world: torchrun's, one of W ranks spawned here, or a world of one (compression alone).
+
+    Returns rank 0's summary (None on the other ranks of a torchrun world).
+    """
+    launched = torchrun_rank()
+    device = torch.device("cuda" if _wants_cuda(cfg) else "cpu")
+    backend = backend_for(cfg.dist.backend.value, device)
+    if launched is not None:
+        cfg = with_launched_world(cfg)
+        _check_divides(cfg, launched.world_size)
+        join_from_environment(backend)
+        try:
+            return fit_on_rank(cfg, run if launched.is_main else None, observer if launched.is_main else None,
+                               overrides, None, False, launched)  # fmt: skip
+        finally:
+            leave()
+    world = cfg.dist.world_size
+    threads = threads_per_rank(cfg, world)
+    torch.set_num_threads(threads)
+    if world == 1:
+        join_alone(backend)
+        try:
+            return fit_on_rank(cfg, run, observer, overrides, None, False, Rank(0, 1, 0))
+        finally:
+            leave()
+    local = LocalWorld(world, backend, _train_child_rank, (cfg, threads))
+    with local as rank0:
+        try:
+            return fit_on_rank(cfg, run, observer, overrides, None, False, rank0)
+        except RuntimeError as exc:  # a collective failed: most likely another rank did first
+            cause = local.cause()
+            if cause is not None:
+                raise DistributedError(cause) from exc
+            raise
+
+
+def _check_divides(cfg: TrainConfig, world: int) -> None:
+    if cfg.train.batch_size % world:
+        raise ConfigError(
+            f"train.batch_size ({cfg.train.batch_size}) must be a multiple of the world size ({world}): "
+            "it is the global batch, split evenly between the ranks"
+        )
+
+
+def _wants_cuda(cfg: TrainConfig) -> bool:
+    return cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
+
+
+def _train_child_rank(rank: Rank, cfg: TrainConfig, threads: int) -> None:
+    """What a spawned rank runs: the same training, no folder, no progress (picklable, top level)."""
+    from bnnctl.training.fit import fit_on_rank
+
+    torch.set_num_threads(threads)
+    fit_on_rank(cfg, None, None, None, None, False, rank)
