@@ -2,6 +2,22 @@
 
 The library (everything here except ``cli/``) never imports the command line;
 the CLI is a thin layer that composes configs, calls the library and prints.
+The same commands from Python: ``bnnctl.train``, ``bnnctl.ablate``, ``bnnctl.report``
+and ``bnnctl.geometry.angles`` (see ``bnnctl.api``).
 """
 
 __version__ = "0.2.0"
+
+_API = ("train", "ablate", "report")  # bnnctl.api, imported when first used: `import bnnctl` stays light
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from bnnctl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'bnnctl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

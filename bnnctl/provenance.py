@@ -22,7 +22,26 @@ PACKAGES = (
     "rich",
     "pandas",
     "matplotlib",
+    "numba",
 )
+
+
+def version_line() -> str:
+    """``bnnctl --version``: bnnctl's version and what it computes with (torch, its CUDA, numba, Python)."""
+    import torch
+
+    from bnnctl import __version__
+
+    cuda = torch.version.cuda or "none"
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    try:
+        numba = metadata.version("numba")
+    except metadata.PackageNotFoundError:
+        numba = "not installed"
+    return (
+        f"bnnctl {__version__} (torch {torch.__version__}, CUDA {cuda}, {gpus} GPU{'s' if gpus != 1 else ''} "
+        f"visible, numba {numba}, Python {sys.version.split()[0]})"
+    )
 
 
 def _git_commit() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bnnctl.cli import app
 from bnnctl.config.geometry import load_geometry
 from bnnctl.errors import ConfigError, RunError
-from bnnctl.geometry.angles import SIGN_THEORY_DEG, run_angles, ternary_theory_deg
+from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, run_angles, ternary_theory_deg
 from bnnctl.geometry.weight_angles import weight_angles
 from bnnctl.nn import BinaryLinear
 

@@ -52,8 +52,34 @@ app = typer.Typer(
     help="Experiment runner for binary neural networks: train, evaluate and compare BNNs on real data.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from bnnctl.provenance import version_line
+
+        sys.stdout.write(version_line() + "\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the versions (bnnctl, torch, CUDA, numba) and exit."
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress: no live bars on a terminal, no per-epoch lines (results and errors still print)."
+    ),
+) -> None:
+    """Experiment runner for binary neural networks: train, evaluate and compare BNNs on real data.
+
+    NO_COLOR=1 turns colour off; output that is not a terminal never has colour or live progress.
+    """
+    from bnnctl.cli.common import Settings
+
+    Settings.quiet = quiet
 runs_app = typer.Typer(help="Inspect and upgrade run folders.", no_args_is_help=True)
 bench_app = typer.Typer(help="Speed benchmarks that print their figures.", no_args_is_help=True)
 ablate_app = typer.Typer(

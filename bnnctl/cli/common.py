@@ -27,7 +27,23 @@ from bnnctl.errors import BnnctlError, Terminated
 out = Console()  # results: tables, JSON
 if not out.is_terminal:  # piped or logged: no 80-column wrapping of wide tables
     out = Console(width=int(os.environ.get("COLUMNS", 200)))
-err = Console(stderr=True)  # progress, messages, errors
+err = Console(stderr=True)  # progress, messages, errors (rich honours NO_COLOR: no colour, in both)
+
+
+class Settings:
+    """Options of the root command that every command obeys (``bnnctl -q ...``)."""
+
+    quiet = False  # no progress: no live bars on a terminal, no per-epoch lines elsewhere
+
+
+def show_progress() -> bool:
+    """Whether to report progress at all (results and errors are printed regardless)."""
+    return not Settings.quiet
+
+
+def live_progress() -> bool:
+    """Whether to draw live bars: on a terminal, unless -q."""
+    return err.is_terminal and show_progress()
 
 OVERRIDES_HELP = "Hydra overrides, e.g. model=bnn_mlp data=fashion_mnist train.epochs=3 binarize=stochastic"
 JSON_HELP = "Print a machine-readable JSON summary on stdout instead of tables."

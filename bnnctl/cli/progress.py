@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from bnnctl.cli.common import err, say
+from bnnctl.cli.common import err, live_progress, say, show_progress
 from bnnctl.sweep.grid import GridObserver, Outcome
 from bnnctl.training import TrainObserver
 
@@ -69,7 +69,10 @@ class RichObserver(LineObserver):
 
 
 def train_observer() -> TrainObserver:
-    return RichObserver() if err.is_terminal else LineObserver()
+    """Bars on a terminal, one line per epoch elsewhere, nothing with -q."""
+    if not show_progress():
+        return TrainObserver()
+    return RichObserver() if live_progress() else LineObserver()
 
 
 def _accuracies(record) -> str:
@@ -146,7 +149,10 @@ class RichGridObserver(LineGridObserver):
 
 
 def grid_observer() -> GridObserver:
-    return RichGridObserver() if err.is_terminal else LineGridObserver()
+    """A bar on a terminal, one line per event elsewhere, nothing with -q."""
+    if not show_progress():
+        return GridObserver()
+    return RichGridObserver() if live_progress() else LineGridObserver()
 
 
 class StudyProgress:
@@ -158,7 +164,7 @@ class StudyProgress:
         self.bar = None
 
     def __call__(self, label: str, done: int, total: int) -> None:
-        if not err.is_terminal:
+        if not live_progress():
             return
         if self.progress is None:
             self.progress = _bar(TimeElapsedColumn())

@@ -19,6 +19,9 @@ For a flat float32 gradient g (n,) and this rank's residual e (n,):
   residual. ``none``: float32, 4 bytes per element, no residual.
 
 sign(0) is +1 here, as everywhere in bnnctl.
+
+On the CPU the messages are made and decoded by one-pass numba loops
+(``kernels``); elsewhere by the torch expressions below, which define them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bnnctl.distributed import kernels
 from bnnctl.nn.binarize import block_mean_abs
 
 METHODS = ("none", "bf16", "sign", "hadamard")
@@ -63,6 +67,15 @@ class Message:
         scale_bytes = 0 if self.scales is None else self.scales.numel() * self.scales.element_size()
         return self.payload.numel() * self.payload.element_size() + scale_bytes
 
+    def add_to(self, total: torch.Tensor) -> None:
+        """total (n,) float32 += the decoded message, without materializing it where a kernel can."""
+        if not _kernel_friendly(total) or self.method == "none":
+            total += self.decode()
+        elif self.method == "bf16":
+            kernels.add_decoded_bf16(total, self.payload)
+        else:
+            kernels.add_decoded_signs(total, self.payload, self.scales, self.n if self.method == "sign" else self.beta)
+
     def decode(self) -> torch.Tensor:
         """The (n,) float32 gradient this message stands for."""
         if self.method == "none":
@@ -90,6 +103,8 @@ def compress(
         raise ValueError(f"dist.compress must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "none":
         return Message("none", g.numel(), g), None
+    if _kernel_friendly(g) and (residual is None or _kernel_friendly(residual)):
+        return _compress_on_cpu(g, residual, method, beta)
     c = g if residual is None else g + residual
     if method == "bf16":
         message = Message("bf16", c.numel(), c.to(torch.bfloat16))
@@ -98,6 +113,21 @@ def compress(
     else:
         message = Message("hadamard", c.numel(), pack_signs(c), block_scales(c, beta), beta)
     return message, c - message.decode()
+
+
+def _kernel_friendly(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() and t.dim() == 1
+
+
+def _compress_on_cpu(g: torch.Tensor, residual: torch.Tensor | None, method: str, beta: int):
+    """``compress`` by the one-pass loops: the same message and residual, up to the scales' summation order."""
+    n = g.numel()
+    if method == "bf16":
+        payload, new_residual = kernels.bf16_message(g, residual)
+        return Message("bf16", n, payload), new_residual
+    block = n if method == "sign" else beta
+    packed, scales, new_residual = kernels.sign_message(g, residual, block)
+    return Message(method, n, packed, scales, 0 if method == "sign" else beta), new_residual
 
 
 def compression_ratio(method: str, n: int, beta: int = 64) -> float:

@@ -77,12 +77,16 @@ def compressed_mean(state: HookState, key: tuple, flat: torch.Tensor) -> torch.T
         mean = flat.div_(world)
     else:  # gathered, then decoded and summed in float32 (bits cannot be summed; gloo does not reduce bf16)
         state.wire_bytes += (world - 1) * message.nbytes
-        payloads = _gather(message.payload, world)
-        scales = _gather(message.scales, world) if message.scales is not None else [None] * world
-        total = torch.zeros_like(flat)
+        payloads = _gather(message.payload, world) if world > 1 else [message.payload]
+        if message.scales is None:
+            scales = [None] * world
+        else:
+            scales = _gather(message.scales, world) if world > 1 else [message.scales]
+        mean = flat.zero_()  # the gradient is in the message and the residual now: its buffer takes the mean
         for payload, scale in zip(payloads, scales, strict=True):  # rank order: every rank sums alike
-            total += Message(state.method, message.n, payload, scale, message.beta).decode()
-        mean = total / world
+            Message(state.method, message.n, payload, scale, message.beta).add_to(mean)
+        if world > 1:
+            mean.div_(world)
     state.seconds += time.perf_counter() - t0
     return mean
 
@@ -92,5 +96,5 @@ def compression_hook(state: HookState, bucket: dist.GradBucket) -> torch.futures
     key = tuple(p.data_ptr() for p in bucket.parameters())  # which tensors this bucket holds
     mean = compressed_mean(state, key, bucket.buffer())
     future: torch.futures.Future = torch.futures.Future()
-    future.set_result(mean.to(bucket.buffer().dtype))
+    future.set_result(mean)  # the bucket's own buffer: DDP copies nothing back
     return future

@@ -1,6 +1,6 @@
 """The geometry of binarization (Anderson & Berg 2018): one study per module, each writing its own folder.
 
-``angles`` (random vectors: sign, ternary, Hadamard, rotated basis), ``weight_angles``
+``random_angles`` (random vectors: sign, ternary, Hadamard, rotated basis), ``weight_angles``
 (a trained run's weight vectors), ``dot_products`` (a.W_b vs a.W_c per layer),
 ``first_layer`` (PCA of image patches), ``filters`` (unique binary filters),
 ``distributions`` (latent vs binarized weight values, Hadamard vs sign),
@@ -31,7 +31,7 @@ def angles_study(
 ) -> StudyResult:
     """``bnnctl geometry angles``: random vectors, or with ``run_dir`` the weight vectors of a trained run."""
     from bnnctl.geometry import figures
-    from bnnctl.geometry.angles import run_angles
+    from bnnctl.geometry.random_angles import run_angles
     from bnnctl.geometry.output import study_dir, write_study
 
     if run_dir is not None:
@@ -41,6 +41,21 @@ def angles_study(
     notes = {"variant": result.variant, **result.notes}
     files = write_study(folder, geometry_yaml(cfg), result.table, notes) + figures.draw(result, folder)
     return StudyResult(folder, result.table, notes, files)
+
+
+def angles(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None = None) -> pd.DataFrame:
+    """``bnnctl geometry angles [RUN_DIR] OVERRIDES...`` from Python: the study's table (its folder is written too).
+
+    ``angles()`` gives x vs sign(x) and x vs an independent vector per dimension
+    (37.07 and 90 degrees in high dimension); ``angles(["binarize=ternary"])`` the
+    threshold sweep; ``angles(run_dir=...)`` a trained run's weight vectors.
+    ``runs_dir=PATH`` among the overrides says where the folder goes.
+    """
+    from bnnctl.config import split_runs_dir
+    from bnnctl.config.geometry import load_geometry
+
+    runs_dir, rest = split_runs_dir(list(overrides))
+    return angles_study(load_geometry("angles", rest), runs_dir, run_dir).table
 
 
 def _trained_weight_angles(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path) -> StudyResult:

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bnnctl.geometry.angles import SIGN_THEORY_DEG, AnglesResult, ternary_theory_deg  # noqa: E402
+from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, AnglesResult, ternary_theory_deg  # noqa: E402
 from bnnctl.geometry.weight_angles import LayerAngles  # noqa: E402
 
 

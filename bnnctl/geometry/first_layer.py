@@ -19,7 +19,7 @@ from bnnctl.config.geometry import GeometryConfig
 from bnnctl.config.schema import DataConfig
 from bnnctl.data import load_dataset
 from bnnctl.errors import ConfigError
-from bnnctl.geometry.angles import SIGN_THEORY_DEG, angles_deg
+from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, angles_deg
 from bnnctl.nn.binarize import sign
 
 

@@ -153,6 +153,10 @@ class GridResult:
     failed: list[tuple[CellTask, str]] = field(default_factory=list)
     wall_s: float = 0.0  # this invocation's training, from the first submission to the last result
     concurrency: str = ""  # e.g. "1 at once x 2 threads"
+    # Filled by whoever writes the grid's results (bnnctl.ablate): the shown table, its numbers, the files.
+    table: Any = None
+    cells: Any = None
+    files: list[Path] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

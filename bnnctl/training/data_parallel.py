@@ -69,7 +69,11 @@ def with_launched_world(cfg: TrainConfig) -> TrainConfig:
 
 def wrap_for_data_parallel(model: nn.Module, device: torch.device, method: str, beta: int):
     """(DDP around ``model``, the hook's counters): every gradient bucket goes through ``compression_hook``."""
-    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    ddp = nn.parallel.DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        gradient_as_bucket_view=True,  # gradients live in the buckets the hook reads: no copy in, no copy out
+    )
     state = HookState(method, beta)
     ddp.register_comm_hook(state, compression_hook)
     return ddp, state
