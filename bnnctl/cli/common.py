@@ -45,6 +45,7 @@ def live_progress() -> bool:
     """Whether to draw live bars: on a terminal, unless -q."""
     return err.is_terminal and show_progress()
 
+
 OVERRIDES_HELP = "Hydra overrides, e.g. model=bnn_mlp data=fashion_mnist train.epochs=3 binarize=stochastic"
 JSON_HELP = "Print a machine-readable JSON summary on stdout instead of tables."
 STRICT_HELP = "Exit 2 when any run folder is damaged (it is still listed, with its reason)."

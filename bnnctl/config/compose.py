@@ -23,7 +23,7 @@ from bnnctl.config.legacy import upgrade
 from bnnctl.config.schema import DEVICE_PATTERN, BinarizerSpec, TrainConfig
 from bnnctl.errors import ConfigError
 
-CONFIG_GROUPS = ("model", "data", "optimizer", "binarize", "experiment", "debug")
+CONFIG_GROUPS = ("model", "data", "optimizer", "binarize", "experiment", "debug", "logger")
 DEFAULT_RUNS_DIR = "runs"
 SCHEMA_NODE = "bnnctl_schema"  # TrainConfig in Hydra's ConfigStore; conf/train.yaml starts from it
 

@@ -90,6 +90,12 @@ class Compress(enum.StrEnum):
     hadamard = "hadamard"  # 1 bit per element + one scale per block of dist.beta elements, error feedback
 
 
+class LoggerName(enum.StrEnum):
+    none = "none"
+    tensorboard = "tensorboard"  # event files in the run folder's tensorboard/ (or logger.dir)
+    mlflow = "mlflow"  # a run in an MLflow store: ./mlruns unless logger.tracking_uri says otherwise
+
+
 class DistBackend(enum.StrEnum):
     auto = "auto"  # nccl for CUDA, gloo for the CPU
     gloo = "gloo"
@@ -210,6 +216,17 @@ class DistConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Where else a run's metrics go besides its folder (``bnnctl.training.loggers``): outside its identity."""
+
+    name: LoggerName = LoggerName.none
+    dir: Optional[str] = None  # tensorboard: the event files' folder (default: <run folder>/tensorboard)
+    tracking_uri: Optional[str] = None  # mlflow: a store or server (default: file store ./mlruns)
+    experiment: Optional[str] = None  # mlflow: the experiment (default: the grid's name, else the run's)
+    tags: dict[str, str] = field(default_factory=dict)  # grid cells get grid, cell and seed
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -217,6 +234,7 @@ class TrainConfig:
     binarize: BinarizeConfig = field(default_factory=BinarizeConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     name: Optional[str] = None  # run name; default: the experiment preset, else <model>-<data>
     choices: dict[str, Optional[str]] = field(default_factory=dict)  # the group options picked (filled in)
 
@@ -226,5 +244,5 @@ class TrainConfig:
 
 
 # Keys that say how or where a run ran, not what it computes: outside its identity.
-NOT_IDENTITY = ("name", "choices", "data.root", "data.download", "train.threads", "dist.backend")
+NOT_IDENTITY = ("name", "choices", "data.root", "data.download", "train.threads", "dist.backend", "logger")
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # besides "auto"

@@ -31,8 +31,8 @@ def angles_study(
 ) -> StudyResult:
     """``bnnctl geometry angles``: random vectors, or with ``run_dir`` the weight vectors of a trained run."""
     from bnnctl.geometry import figures
-    from bnnctl.geometry.random_angles import run_angles
     from bnnctl.geometry.output import study_dir, write_study
+    from bnnctl.geometry.random_angles import run_angles
 
     if run_dir is not None:
         return _trained_weight_angles(cfg, runs_dir, run_dir)
@@ -40,7 +40,15 @@ def angles_study(
     folder = study_dir(runs_dir, "angles")
     notes = {"variant": result.variant, **result.notes}
     files = write_study(folder, geometry_yaml(cfg), result.table, notes) + figures.draw(result, folder)
-    return StudyResult(folder, result.table, notes, files)
+    return _reported(StudyResult(folder, result.table, notes, files))
+
+
+def _reported(result: StudyResult) -> StudyResult:
+    """The study's report.html, written after its tables and figures (it embeds them)."""
+    from bnnctl.report.html import write_report
+
+    result.files.append(write_report(result.folder))
+    return result
 
 
 def angles(overrides: list[str] | tuple[str, ...] = (), run_dir: str | Path | None = None) -> pd.DataFrame:
@@ -70,7 +78,7 @@ def _trained_weight_angles(cfg: GeometryConfig, runs_dir: str | Path, run_dir: s
     notes = {"run": str(run_dir), "layers": len(layers)}
     config = f"run: {run_dir}\n" + geometry_yaml(cfg)
     files = write_study(folder, config, table, notes) + [figures.layer_histograms(layers, folder / "layer_angles.png")]
-    return StudyResult(folder, table, notes, files)
+    return _reported(StudyResult(folder, table, notes, files))
 
 
 def _trained(run_dir: str | Path):
@@ -96,7 +104,7 @@ def dot_products_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str |
     notes = {"run": str(run_dir), "images": len(images), "data": run_cfg.data.name}
     files = write_study(folder, f"run: {run_dir}\n" + geometry_yaml(cfg), table, notes)
     files.append(figures.dot_product_hists(layers, table, folder / "dot_products.png"))
-    return StudyResult(folder, table, notes, files)
+    return _reported(StudyResult(folder, table, notes, files))
 
 
 def filters_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path) -> StudyResult:
@@ -111,7 +119,7 @@ def filters_study(cfg: GeometryConfig, runs_dir: str | Path, run_dir: str | Path
     notes = {"run": str(run_dir), "layers": len(table)}
     files = write_study(folder, f"run: {run_dir}\n" + geometry_yaml(cfg), table, notes)
     files.append(figures.filter_shares(table, folder / "filters.png"))
-    return StudyResult(folder, table, notes, files)
+    return _reported(StudyResult(folder, table, notes, files))
 
 
 def first_layer_study(cfg: GeometryConfig, runs_dir: str | Path) -> StudyResult:
@@ -126,7 +134,7 @@ def first_layer_study(cfg: GeometryConfig, runs_dir: str | Path) -> StudyResult:
     files = write_study(folder, geometry_yaml(cfg), table, notes)
     atomic_write_text(folder / "pca.csv", spectrum.to_csv(index=False))
     files += [folder / "pca.csv", figures.first_layer_figure(spectrum, angles, notes, folder / "first_layer.png")]
-    return StudyResult(folder, table, notes, files)
+    return _reported(StudyResult(folder, table, notes, files))
 
 
 def weights_study(cfg: GeometryConfig, runs_dir: str | Path, run_dirs: list[str | Path]) -> StudyResult:
@@ -145,4 +153,4 @@ def weights_study(cfg: GeometryConfig, runs_dir: str | Path, run_dirs: list[str 
     config = "".join(f"run: {r}\n" for r in run_dirs) + geometry_yaml(cfg)
     files = write_study(folder, config, table, notes)
     files.append(figures.weight_histograms(layers, table, folder / "weight_histograms.png"))
-    return StudyResult(folder, table, notes, files)
+    return _reported(StudyResult(folder, table, notes, files))

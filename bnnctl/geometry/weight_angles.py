@@ -17,7 +17,14 @@ import torch.nn as nn
 
 from bnnctl.config.geometry import GeometryConfig
 from bnnctl.errors import RunError
-from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, Sampled, angles_deg, describe, sample_angles, ternary_theory_deg
+from bnnctl.geometry.random_angles import (
+    SIGN_THEORY_DEG,
+    Sampled,
+    angles_deg,
+    describe,
+    sample_angles,
+    ternary_theory_deg,
+)
 from bnnctl.nn.binarize import OutputSet, Ternary
 from bnnctl.nn.layers import quantized_layers
 

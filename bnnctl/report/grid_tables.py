@@ -163,8 +163,8 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
     return shown
 
 
-def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
-    """results.csv (per cell), runs.csv (per seed), table.md, table.tex and curves.png in the grid folder."""
+def write_grid_results(grid_dir: str | Path, report: bool = True) -> dict[str, Any]:
+    """results.csv (per cell), runs.csv (per seed), table.md, table.tex, the figures, and report.html."""
     from bnnctl.report.plots import plot_accuracy_vs_bytes, plot_grid_curves, plot_grid_heatmap
 
     grid_dir = Path(grid_dir).expanduser()
@@ -199,7 +199,12 @@ def write_grid_results(grid_dir: str | Path) -> dict[str, Any]:
         tradeoff = plot_accuracy_vs_bytes(table, manifest, grid_dir / "accuracy_vs_bytes.png")
         if tradeoff is not None:
             files.append(tradeoff)
-    return {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
+    written = {"manifest": manifest, "per_seed": per_seed, "table": table, "display": shown, "files": files}
+    if report:  # last: the page embeds every figure above
+        from bnnctl.report.html import write_report
+
+        files.append(write_report(grid_dir, grid_results=written))
+    return written
 
 
 def throughput_footer(per_seed: pd.DataFrame) -> str:

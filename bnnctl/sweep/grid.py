@@ -279,7 +279,12 @@ def plan_grid(grid: AblationConfig, user_overrides: list[str]) -> GridPlan:
             )
         seen[cid] = cell.label
         for seed in grid.seeds:
-            cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
+            logger = dataclasses.replace(  # an MLflow experiment per grid, each run tagged with its cell and seed
+                base.logger,
+                experiment=base.logger.experiment or grid.name,
+                tags={**base.logger.tags, "grid": grid.name, "cell": cell.label, "seed": str(seed)},
+            )
+            cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed), logger=logger)
             tasks.append(
                 CellTask(cell, seed, cfg, [*cell.overrides, f"train.seed={seed}"], str(cell_run_dir(folder, cid, seed)))
             )

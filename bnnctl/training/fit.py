@@ -33,6 +33,7 @@ from bnnctl.training.data_parallel import (
     seed_this_rank,
     shard,
 )
+from bnnctl.training.loggers import Observers, make_logger
 from bnnctl.training.resume import capture, restore
 from bnnctl.training.runtime import resolve_device, seed_everything, tune_cpu
 from bnnctl.training.trainer import Trainer, TrainObserver
@@ -54,7 +55,7 @@ def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
     return min(steps, cfg.train.max_steps_per_epoch) if cfg.train.max_steps_per_epoch else steps
 
 
-def _periodic_validation(trainer: Trainer, data: Dataset, run: Run | None, steps: int):
+def _periodic_validation(trainer: Trainer, data: Dataset, run: Run | None, steps: int, observer: TrainObserver):
     """After each step: validation accuracy every ``train.eval_every`` iterations, logged; returns its seconds.
 
     The last step of an epoch is left to the epoch's own evaluation (its record has the iteration too).
@@ -66,8 +67,10 @@ def _periodic_validation(trainer: Trainer, data: Dataset, run: Run | None, steps
             return 0.0
         t0 = time.perf_counter()
         acc = trainer.accuracy(data.val, batch_size)
+        record = {"kind": "iter", "epoch": epoch + 1, "iteration": trainer.iteration, "val_acc": acc}
         if run is not None:
-            run.log_metrics({"kind": "iter", "epoch": epoch + 1, "iteration": trainer.iteration, "val_acc": acc})
+            run.log_metrics(record)
+        observer.on_iteration(record)
         return time.perf_counter() - t0
 
     return after_step
@@ -133,7 +136,7 @@ def fit_on_rank(
     steps = steps_per_epoch(len(data.train), cfg)
     augment_seed = cfg.train.seed + 7919 + (RANK_SEED_STRIDE * rank.rank if rank is not None else 0)
     augment, augment_gen = augment_spec(cfg), torch.Generator().manual_seed(augment_seed)
-    after_step = _periodic_validation(trainer, data, run, steps) if main else (lambda epoch: 0.0)
+    after_step = _periodic_validation(trainer, data, run, steps, observer) if main else (lambda epoch: 0.0)
 
     history: list[dict[str, Any]] = []
     elapsed_before = 0.0  # seconds the earlier attempts spent on the epochs they finished
@@ -262,10 +265,20 @@ def train_into(
     state after the last one kept, no DONE, no error); ``resume=True`` continues it.
     """
     try:
-        return fit(cfg, run, observer, overrides, dataset, resume)
+        logger = make_logger(cfg, run)  # TensorBoard / MLflow beside the progress display
     except Exception:
         run.write_error(traceback.format_exc())
         raise
+    try:
+        return fit(
+            cfg, run, Observers(observer, logger) if logger is not None else observer, overrides, dataset, resume
+        )
+    except Exception:
+        run.write_error(traceback.format_exc())
+        raise
+    finally:
+        if logger is not None:
+            logger.close()
 
 
 def summarize(

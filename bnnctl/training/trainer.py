@@ -35,6 +35,9 @@ class TrainObserver:
 
     def on_step(self, *, epoch: int, step: int, loss: float | None) -> None: ...
 
+    def on_iteration(self, record: dict[str, Any]) -> None:
+        """A periodic validation record (``train.eval_every``): epoch, iteration, val_acc."""
+
     def on_epoch_end(self, record: dict[str, Any]) -> None: ...
 
     def on_fit_end(self, summary: dict[str, Any]) -> None: ...
