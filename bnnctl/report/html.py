@@ -7,7 +7,7 @@ the file alone is the report: it opens without a network or the folder.
 
 What goes in depends on the folder (``folder_kind``):
 
-* a training run (``config.yaml`` + ``summary.json``/``metrics.jsonl``): its
+* a training run (``config.yaml`` + ``metrics.jsonl`` or ``checkpoint.pt``): its
   headline numbers, every epoch's record, the learning curves, the config, the
   environment;
 * an ablation grid (``grid.yaml``): the cell table with its 95% intervals and the
@@ -68,8 +68,8 @@ def folder_kind(folder: Path) -> str:
     """'grid', 'run' or 'study' (see the module docstring)."""
     if (folder / "grid.yaml").is_file():
         return "grid"
-    if (folder / "config.yaml").is_file() and any((folder / f).is_file() for f in ("summary.json", "metrics.jsonl")):
-        return "run"
+    if (folder / "config.yaml").is_file() and any((folder / f).is_file() for f in ("metrics.jsonl", "checkpoint.pt")):
+        return "run"  # a study folder has config.yaml and summary.json too, but no epochs
     return "study"
 
 
