@@ -110,3 +110,37 @@ def test_two_gloo_ranks_apply_the_mean_of_each_others_decoded_messages(tmp_path,
                 "hadamard": math.ceil(n / 8) + 4 * math.ceil(n / 8),
             }[method]
         )
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 700), beta=st.sampled_from([1, 3, 8, 16, 64, 1000]), seed=st.integers(0, 2**16))
+def test_the_one_pass_loops_make_the_messages_the_torch_expressions_define(n, beta, seed):
+    """kernels.py (numba, CPU) against Message.decode and the torch forms in compress.py."""
+    from bnnctl.distributed.compress import block_scales
+
+    gen = torch.Generator().manual_seed(seed)
+    g, e = torch.randn(n, generator=gen), torch.randn(n, generator=gen) * 0.1
+    g[:: max(1, n // 5)] = 0.0
+    e[:: max(1, n // 5)] = 0.0  # c = 0 at some elements: sign +1
+    c = g + e
+    for method in ("sign", "hadamard", "bf16"):
+        message, residual = compress(g, e, method, beta)
+        if method == "bf16":
+            assert torch.equal(message.payload, c.to(torch.bfloat16))  # round to nearest even, as torch
+        else:
+            assert torch.equal(message.payload, pack_signs(c))
+            expected = c.abs().mean().reshape(1) if method == "sign" else block_scales(c, beta)
+            assert torch.allclose(message.scales, expected, rtol=1e-6, atol=0)
+        assert torch.equal(residual, c - message.decode())  # exactly what was not sent
+        total = torch.full((n,), 0.25)
+        message.add_to(total)
+        assert torch.equal(total, 0.25 + message.decode())
+
+
+def test_bf16_rounding_keeps_infinities_nans_and_ties_to_even():
+    g = torch.tensor([float("inf"), -float("inf"), float("nan"), 1.0 + 2**-8, 1.0 + 3 * 2**-8, 65504.0, -0.0])
+    message, residual = compress(g, torch.zeros_like(g), "bf16")
+    expected = g.to(torch.bfloat16)
+    same = (message.payload == expected) | (message.payload.isnan() & expected.isnan())
+    assert bool(same.all())
+    assert message.payload[3] == 1.0 and message.payload[4] == 1.0 + 2**-6  # ties go to the even mantissa
