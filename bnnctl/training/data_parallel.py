@@ -38,6 +38,7 @@ from bnnctl.distributed.launch import (
     torchrun_rank,
 )
 from bnnctl.errors import BnnctlError, ConfigError
+from bnnctl.training.runtime import resolve_device
 
 if TYPE_CHECKING:
     from bnnctl.runs import Run
@@ -64,7 +65,9 @@ def with_launched_world(cfg: TrainConfig) -> TrainConfig:
             f"dist.world_size={cfg.dist.world_size} but torchrun started {launched.world_size} ranks "
             "(leave dist.world_size out under torchrun)"
         )
-    return dataclasses.replace(cfg, dist=dataclasses.replace(cfg.dist, world_size=launched.world_size))
+    from bnnctl.config.compose import validate  # the config's own checks, at torchrun's world size
+
+    return validate(dataclasses.replace(cfg, dist=dataclasses.replace(cfg.dist, world_size=launched.world_size)))
 
 
 def wrap_for_data_parallel(model: nn.Module, device: torch.device, method: str, beta: int):
@@ -151,11 +154,9 @@ def fit_data_parallel(
     Returns rank 0's summary (None on the other ranks of a torchrun world).
     """
     launched = torchrun_rank()
-    device = torch.device("cuda" if _wants_cuda(cfg) else "cpu")
-    backend = backend_for(cfg.dist.backend.value, device)
+    backend = backend_for(cfg.dist.backend.value, resolve_device(cfg.train.device))
     if launched is not None:
         cfg = with_launched_world(cfg)
-        _check_divides(cfg, launched.world_size)
         join_from_environment(backend)
         try:
             return fit_on_rank(cfg, run if launched.is_main else None, observer if launched.is_main else None,
@@ -180,18 +181,6 @@ def fit_data_parallel(
             if cause is not None:
                 raise DistributedError(cause) from exc
             raise
-
-
-def _check_divides(cfg: TrainConfig, world: int) -> None:
-    if cfg.train.batch_size % world:
-        raise ConfigError(
-            f"train.batch_size ({cfg.train.batch_size}) must be a multiple of the world size ({world}): "
-            "it is the global batch, split evenly between the ranks"
-        )
-
-
-def _wants_cuda(cfg: TrainConfig) -> bool:
-    return cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and torch.cuda.is_available())
 
 
 def _train_child_rank(rank: Rank, cfg: TrainConfig, threads: int) -> None:

@@ -181,21 +181,18 @@ class Trainer:
             observer.on_step(epoch=epoch, step=step + 1, loss=float(loss_sum) / seen if report else None)
             side_time += after_step(epoch)
         train_time = time.perf_counter() - t0 - side_time
-        if self.comm is None:
-            return {
-                "train_loss": float(loss_sum) / seen,
-                "train_acc": int(correct) / seen,
-                "epoch_time_s": train_time,
-                "samples_per_s": seen / train_time,
-            }
-        loss_total, correct_total, seen_total = sum_over_ranks(loss_sum, correct, seen)
-        return {
+        loss_total, correct_total, seen_total = float(loss_sum), int(correct), seen
+        if self.comm is not None:  # the epoch over every rank
+            loss_total, correct_total, seen_total = sum_over_ranks(loss_sum, correct, seen)
+        record = {
             "train_loss": loss_total / seen_total,
             "train_acc": correct_total / seen_total,
             "epoch_time_s": train_time,
             "samples_per_s": seen_total / train_time,
-            **communication_record(self.comm.take_counters(), taken),
         }
+        if self.comm is not None:
+            record.update(communication_record(self.comm.take_counters(), taken))
+        return record
 
     def evaluate_splits(self, splits: dict[str, Split | None], batch_size: int) -> dict[str, Any]:
         """Loss and accuracy of each split in evaluation mode, as ``<split>_loss`` and ``<split>_acc``."""
