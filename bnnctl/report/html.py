@@ -242,9 +242,14 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+SCREENSHOT = "report.png"  # a picture of the page itself, published beside it; never embedded in it
+
+
 def _figures(folder: Path) -> list[Figure]:
     figures = []
     for path in sorted(folder.glob("*.png")):
+        if path.name == SCREENSHOT:
+            continue
         data = path.read_bytes()
         try:
             width, height = png_size(data)
