@@ -22,10 +22,11 @@ would be; block means are summed in float64 and rounded to float32 once.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 from numba import njit, prange
+
+from bnnctl.threads import numba_threads_like_torch
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -168,14 +169,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-def _threads() -> None:
-    """As many numba threads as torch has (a rank among several gets its share, not every core)."""
-    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, torch.get_num_threads())))
-
-
 def sign_message(g: torch.Tensor, e: torch.Tensor | None, beta: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(packed bits (ceil(n/8),) uint8, scales (ceil(n/beta),) float32, new residual (n,)) of c = g + e."""
-    _threads()
+    numba_threads_like_torch()  # a rank among several gets its share, not every core
     n = g.numel()
     e = torch.zeros_like(g) if e is None else e
     c = torch.empty_like(g)
@@ -203,7 +199,7 @@ def _block_bytes(beta: int, n: int) -> int:
 
 def add_decoded_signs(total: torch.Tensor, packed: torch.Tensor, scales: torch.Tensor, beta: int) -> None:
     """total (n,) float32 += the decoded message (in place)."""
-    _threads()
+    numba_threads_like_torch()  # a rank among several gets its share, not every core
     n = total.numel()
     if beta % 8 == 0 or beta >= n:
         _add_decoded_signs_bytewise(_np(packed), _np(scales), _block_bytes(beta, n), _np(total))
@@ -213,7 +209,7 @@ def add_decoded_signs(total: torch.Tensor, packed: torch.Tensor, scales: torch.T
 
 def bf16_message(g: torch.Tensor, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(bf16 payload (n,), new residual (n,)) of c = g + e."""
-    _threads()
+    numba_threads_like_torch()  # a rank among several gets its share, not every core
     e = torch.zeros_like(g) if e is None else e
     payload = torch.empty(g.numel(), dtype=torch.int16)
     residual = torch.empty_like(g)
@@ -222,5 +218,5 @@ def bf16_message(g: torch.Tensor, e: torch.Tensor | None) -> tuple[torch.Tensor,
 
 
 def add_decoded_bf16(total: torch.Tensor, payload: torch.Tensor) -> None:
-    _threads()
+    numba_threads_like_torch()  # a rank among several gets its share, not every core
     _add_decoded_bf16(_np(payload.view(torch.int16)), _np(total))

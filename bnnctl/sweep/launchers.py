@@ -83,9 +83,9 @@ class ThreadedCall:
 
     def __call__(self, task: Any) -> Any:
         if self.threads:
-            import torch
+            from bnnctl.threads import use_threads
 
-            torch.set_num_threads(self.threads)
+            use_threads(self.threads)
         return self.fn(task)
 
     def checkpoint(self, task: Any) -> Any:
@@ -198,11 +198,10 @@ def _init_local_worker(threads: int) -> None:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    import torch
-
+    from bnnctl.threads import use_threads
     from bnnctl.training.runtime import tune_cpu
 
-    torch.set_num_threads(threads)
+    use_threads(threads)
     tune_cpu()  # flush denormals at the start of the process, where it helps most
 
 

@@ -30,6 +30,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from bnnctl.threads import numba_threads_like_torch
+
 
 @intrinsic
 def fma32(typingctx, a, b, c):
@@ -70,6 +72,7 @@ def _flat(t: torch.Tensor) -> np.ndarray:
 
 def adam_clip_step_(params: list[torch.Tensor], opt: torch.optim.Adam, bound: float = 1.0) -> None:
     """Step ``params`` (CPU, contiguous float32, each in ``opt``) with ``opt``'s settings, then clamp, in one pass."""
+    numba_threads_like_torch()  # a data-parallel rank or grid worker has its share of the cores, not all of them
     groups = {id(p): group for group in opt.param_groups for p in group["params"]}
     for p in params:
         if p.grad is None:

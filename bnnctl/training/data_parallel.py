@@ -38,6 +38,7 @@ from bnnctl.distributed.launch import (
     torchrun_rank,
 )
 from bnnctl.errors import BnnctlError, ConfigError
+from bnnctl.threads import use_threads
 from bnnctl.training.runtime import resolve_device
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def wrap_for_data_parallel(model: nn.Module, device: torch.device, method: str, 
         model,
         device_ids=[device.index] if device.type == "cuda" else None,
         gradient_as_bucket_view=True,  # gradients live in the buckets the hook reads: no copy in, no copy out
+        # Batch-norm statistics stay per rank: rank 0 evaluates with its own, which broadcasting rank 0's
+        # to the others every forward (DDP's default) would leave unchanged, at one more collective per step.
+        broadcast_buffers=False,
     )
     state = HookState(method, beta)
     ddp.register_comm_hook(state, compression_hook)
@@ -165,7 +169,7 @@ def fit_data_parallel(
             leave()
     world = cfg.dist.world_size
     threads = threads_per_rank(cfg, world)
-    torch.set_num_threads(threads)
+    use_threads(threads)
     if world == 1:
         join_alone(backend)
         try:
@@ -187,5 +191,5 @@ def _train_child_rank(rank: Rank, cfg: TrainConfig, threads: int) -> None:
     """What a spawned rank runs: the same training, no folder, no progress (picklable, top level)."""
     from bnnctl.training.fit import fit_on_rank
 
-    torch.set_num_threads(threads)
+    use_threads(threads)
     fit_on_rank(cfg, None, None, None, None, False, rank)

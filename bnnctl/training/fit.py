@@ -24,6 +24,7 @@ from bnnctl.distributed.launch import Rank
 from bnnctl.errors import ConfigError, TrainingDiverged
 from bnnctl.nn import build_model, make_binarizer, model_size_bytes
 from bnnctl.runs import Run
+from bnnctl.threads import use_threads
 from bnnctl.training.data_parallel import (
     RANK_SEED_STRIDE,
     communication_summary,
@@ -116,7 +117,7 @@ def fit_on_rank(
     observer = observer or TrainObserver()
     t_start = time.perf_counter()
     if cfg.train.threads and rank is None:
-        torch.set_num_threads(cfg.train.threads)
+        use_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     if rank is not None:
         device = rank_device(device, rank)
