@@ -163,6 +163,13 @@ def display_table(manifest: dict[str, Any], table: pd.DataFrame) -> pd.DataFrame
     return shown
 
 
+def grid_caption(grid: dict[str, Any]) -> str:
+    """The tables' caption: what the grid is, what the ± means, and what 'report' is when it has one."""
+    caption = f"Ablation grid {grid['name']}: {grid.get('description', '')}. Mean ± half-width of the 95% t-interval over seeds"
+    source = (grid.get("reference") or {}).get("source")
+    return f"{caption}; 'report' is {source}." if source else f"{caption}."
+
+
 def write_grid_results(grid_dir: str | Path, report: bool = True) -> dict[str, Any]:
     """results.csv (per cell), runs.csv (per seed), table.md, table.tex, the figures, and report.html."""
     from bnnctl.report.plots import plot_accuracy_vs_bytes, plot_grid_curves, plot_grid_heatmap
@@ -175,10 +182,7 @@ def write_grid_results(grid_dir: str | Path, report: bool = True) -> dict[str, A
     files = write_table(table, grid_dir, "results", markdown=False) + write_table(
         per_seed, grid_dir, "runs", markdown=False
     )
-    caption = (
-        f"Ablation grid {grid['name']}: {grid.get('description', '')}. Mean ± half-width of the 95% "
-        f"t-interval over seeds; 'report' is {(grid.get('reference') or {}).get('source', '')}."
-    )
+    caption = grid_caption(grid)
     md = grid_dir / "table.md"
     overrides = " ".join(manifest.get("overrides") or []) or "(none)"
     atomic_write_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,50 @@ def plot_gemm_sizes(frame: Any, path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """One cell on the accuracy-against-bytes plot."""
+
+    bytes_per_step: float  # where it is drawn: the cell's mean, nudged sideways by its marker (see below)
+    accuracy: float  # percent, mean over seeds
+    half_width: float  # percent, the 95% interval's half width (0 with one seed)
+    colour: str  # the first axis' value (the compression method)
+    marker: str  # the second axis' value (the world size)
+
+
+def tradeoff_points(table: Any, manifest: dict[str, Any], metric: str = "peak_val_acc") -> list[TradeoffPoint]:
+    """The finished cells that sent something, as plot points.
+
+    Cells of one method send the same bytes at every world size, so their
+    points are spread 6% apart sideways (on a log axis) in marker order, to be
+    seen apart; the table has the exact figures.
+    """
+    done = table[table[f"{metric}_mean"].notna() & table["comm_bytes_per_step_mean"].notna()]
+    axes = manifest["grid"]["axes"]
+    colour_key, marker_key = axes[0]["key"], axes[1]["key"] if len(axes) > 1 else None
+    colours = {str(v): f"C{i}" for i, v in enumerate(axes[0]["values"])}
+    marker_values = [str(v) for v in axes[1]["values"]] if marker_key else []
+    points = []
+    for values in done.to_dict("records"):  # records keep dotted column names ('dist.compress'); itertuples does not
+        mean = values[f"{metric}_mean"] * 100
+        half = (values[f"{metric}_mean"] - values[f"{metric}_ci_lo"]) * 100
+        which = marker_values.index(str(values[marker_key])) if marker_key else 0
+        nudge = 1.06 ** (which - (len(marker_values) - 1) / 2) if marker_values else 1.0
+        points.append(
+            TradeoffPoint(
+                bytes_per_step=values["comm_bytes_per_step_mean"] * nudge,
+                accuracy=mean,
+                half_width=half if half == half else 0.0,
+                colour=colours.get(str(values[colour_key]), "k"),
+                marker=MARKERS[which % len(MARKERS)],
+            )
+        )
+    return points
+
+
+MARKERS = "osD^v<>p*"
+
+
 def plot_accuracy_vs_bytes(
     table: Any, manifest: dict[str, Any], path: Path, metric: str = "peak_val_acc"
 ) -> Path | None:
@@ -233,22 +278,16 @@ def plot_accuracy_vs_bytes(
     cell's value of the first axis (the compression method), the marker its
     value of the second (the world size). None when nothing finished.
     """
-    done = table[table[f"{metric}_mean"].notna() & table["comm_bytes_per_step_mean"].notna()]
-    if done.empty:
+    points = tradeoff_points(table, manifest, metric)
+    if not points:
         return None
     axes = manifest["grid"]["axes"]
     colour_key, marker_key = axes[0]["key"], axes[1]["key"] if len(axes) > 1 else None
     colours = {v: f"C{i}" for i, v in enumerate(axes[0]["values"])}
-    markers = dict(zip(axes[1]["values"], "osD^v<>p*", strict=False)) if marker_key else {}
+    markers = dict(zip(axes[1]["values"], MARKERS, strict=False)) if marker_key else {}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for row in done.itertuples(index=False):
-        values = row._asdict()
-        mean = values[f"{metric}_mean"] * 100
-        half = (values[f"{metric}_mean"] - values[f"{metric}_ci_lo"]) * 100
-        half = half if half == half else 0.0
-        colour = colours.get(values.get(colour_key), "k")
-        marker = markers.get(values.get(marker_key), "o") if marker_key else "o"
-        ax.errorbar(values["comm_bytes_per_step_mean"], mean, yerr=half, fmt=marker, color=colour, capsize=3, ms=6)
+    for p in points:
+        ax.errorbar(p.bytes_per_step, p.accuracy, yerr=p.half_width, fmt=p.marker, color=p.colour, capsize=3, ms=6)
     ax.set_xscale("log")
     for value, colour in colours.items():
         ax.plot([], [], "s", color=colour, label=f"{axes[0].get('short') or colour_key}={value}")
