@@ -20,6 +20,7 @@ rank 0's (every rank sends the same amount).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
@@ -73,14 +74,18 @@ def with_launched_world(cfg: TrainConfig) -> TrainConfig:
 
 def wrap_for_data_parallel(model: nn.Module, device: torch.device, method: str, beta: int):
     """(DDP around ``model``, the hook's counters): every gradient bucket goes through ``compression_hook``."""
-    ddp = nn.parallel.DistributedDataParallel(
-        model,
-        device_ids=[device.index] if device.type == "cuda" else None,
-        gradient_as_bucket_view=True,  # gradients live in the buckets the hook reads: no copy in, no copy out
-        # Batch-norm statistics stay per rank: rank 0 evaluates with its own, which broadcasting rank 0's
-        # to the others every forward (DDP's default) would leave unchanged, at one more collective per step.
-        broadcast_buffers=False,
-    )
+    with warnings.catch_warnings():
+        # torch 2.14 renames it forward_sync_buffers, which older releases lack; its own warning says to keep
+        # broadcast_buffers=False for rank-local buffers until a replacement for the init sync exists.
+        warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+        ddp = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            gradient_as_bucket_view=True,  # gradients live in the buckets the hook reads: no copy in, no copy out
+            # Batch-norm statistics stay per rank: rank 0 evaluates with its own, which broadcasting rank 0's
+            # to the others every forward (DDP's default) would leave unchanged, at one more collective per step.
+            broadcast_buffers=False,
+        )
     state = HookState(method, beta)
     ddp.register_comm_hook(state, compression_hook)
     return ddp, state
