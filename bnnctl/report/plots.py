@@ -225,6 +225,9 @@ def plot_gemm_sizes(frame: Any, path: Path) -> Path:
     return path
 
 
+MARKERS = "osD^v<>p*"
+
+
 @dataclass(frozen=True)
 class TradeoffPoint:
     """One cell on the accuracy-against-bytes plot."""
@@ -236,6 +239,31 @@ class TradeoffPoint:
     marker: str  # the second axis' value (the world size)
 
 
+@dataclass(frozen=True)
+class TradeoffStyle:
+    """Which axis value gets which colour and which marker: the points and the legend read the same one."""
+
+    colour_key: str  # the first axis (the compression method)
+    colour_label: str
+    colours: dict[str, str]  # str(value) -> matplotlib colour, in the axis' order
+    marker_key: str | None  # the second axis (the world size), if the grid has one
+    marker_label: str
+    markers: dict[str, str]  # str(value) -> marker, in the axis' order
+
+
+def tradeoff_style(manifest: dict[str, Any]) -> TradeoffStyle:
+    axes = manifest["grid"]["axes"]
+    second = axes[1] if len(axes) > 1 else None
+    return TradeoffStyle(
+        colour_key=axes[0]["key"],
+        colour_label=axes[0].get("short") or axes[0]["key"],
+        colours={str(v): f"C{i}" for i, v in enumerate(axes[0]["values"])},
+        marker_key=second["key"] if second else None,
+        marker_label=(second.get("short") or second["key"]) if second else "",
+        markers={str(v): MARKERS[i % len(MARKERS)] for i, v in enumerate(second["values"])} if second else {},
+    )
+
+
 def tradeoff_points(table: Any, manifest: dict[str, Any], metric: str = "peak_val_acc") -> list[TradeoffPoint]:
     """The finished cells that sent something, as plot points.
 
@@ -244,29 +272,25 @@ def tradeoff_points(table: Any, manifest: dict[str, Any], metric: str = "peak_va
     seen apart; the table has the exact figures.
     """
     done = table[table[f"{metric}_mean"].notna() & table["comm_bytes_per_step_mean"].notna()]
-    axes = manifest["grid"]["axes"]
-    colour_key, marker_key = axes[0]["key"], axes[1]["key"] if len(axes) > 1 else None
-    colours = {str(v): f"C{i}" for i, v in enumerate(axes[0]["values"])}
-    marker_values = [str(v) for v in axes[1]["values"]] if marker_key else []
+    style = tradeoff_style(manifest)
+    marker_values = list(style.markers)
     points = []
     for values in done.to_dict("records"):  # records keep dotted column names ('dist.compress'); itertuples does not
         mean = values[f"{metric}_mean"] * 100
         half = (values[f"{metric}_mean"] - values[f"{metric}_ci_lo"]) * 100
-        which = marker_values.index(str(values[marker_key])) if marker_key else 0
+        marker_value = str(values[style.marker_key]) if style.marker_key else None
+        which = marker_values.index(marker_value) if marker_value is not None else 0
         nudge = 1.06 ** (which - (len(marker_values) - 1) / 2) if marker_values else 1.0
         points.append(
             TradeoffPoint(
                 bytes_per_step=values["comm_bytes_per_step_mean"] * nudge,
                 accuracy=mean,
                 half_width=half if half == half else 0.0,
-                colour=colours.get(str(values[colour_key]), "k"),
-                marker=MARKERS[which % len(MARKERS)],
+                colour=style.colours.get(str(values[style.colour_key]), "k"),
+                marker=style.markers.get(marker_value, "o") if marker_value is not None else "o",
             )
         )
     return points
-
-
-MARKERS = "osD^v<>p*"
 
 
 def plot_accuracy_vs_bytes(
@@ -281,18 +305,15 @@ def plot_accuracy_vs_bytes(
     points = tradeoff_points(table, manifest, metric)
     if not points:
         return None
-    axes = manifest["grid"]["axes"]
-    colour_key, marker_key = axes[0]["key"], axes[1]["key"] if len(axes) > 1 else None
-    colours = {v: f"C{i}" for i, v in enumerate(axes[0]["values"])}
-    markers = dict(zip(axes[1]["values"], MARKERS, strict=False)) if marker_key else {}
+    style = tradeoff_style(manifest)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for p in points:
         ax.errorbar(p.bytes_per_step, p.accuracy, yerr=p.half_width, fmt=p.marker, color=p.colour, capsize=3, ms=6)
     ax.set_xscale("log")
-    for value, colour in colours.items():
-        ax.plot([], [], "s", color=colour, label=f"{axes[0].get('short') or colour_key}={value}")
-    for value, marker in markers.items():
-        ax.plot([], [], marker, color="grey", label=f"{axes[1].get('short') or marker_key}={value}")
+    for value, colour in style.colours.items():
+        ax.plot([], [], "s", color=colour, label=f"{style.colour_label}={value}")
+    for value, marker in style.markers.items():
+        ax.plot([], [], marker, color="grey", label=f"{style.marker_label}={value}")
     ax.set_xlabel("gradient bytes each rank sends per step (log)")
     ax.set_ylabel(f"{metric.replace('_', ' ')} % (mean, 95% CI)")
     ax.set_title(f"{manifest['grid']['name']}: accuracy against bytes sent", fontsize=10)
