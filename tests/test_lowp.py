@@ -51,6 +51,37 @@ def test_the_int8_forward_equals_the_float32_forward_bit_for_bit(overrides, shap
     assert torch.equal(model(x), reference)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=bnn_mnist", "model.width=301"],  # BN -> sign -> dropout 0.5: survivors +-2
+        ["experiment=blu_mnist", "model.width=257", "model.dropout=0.75"],  # BLU MLP, dropout 0.75: +-4
+    ],
+)
+def test_with_dropout_in_training_the_int8_forward_equals_float32_bit_for_bit(overrides):
+    """The same dropout masks (same RNG state) through both products: training logits identical, gradients close."""
+    model = _model(overrides, (1, 28, 28)).train()
+    x, y = torch.rand(37, 1, 28, 28), torch.randint(0, 10, (37,))
+    results = {}
+    for fmt in ("fp32", "int8"):
+        assert set_binary_matmul(model, fmt) == (3 if fmt == "int8" else 0)
+        model.zero_grad()
+        torch.manual_seed(1)
+        logits = model(x)
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        results[fmt] = logits.detach(), [p.grad.clone() for p in model.parameters()]
+    assert torch.equal(results["fp32"][0], results["int8"][0])
+    for a, b in zip(results["fp32"][1], results["int8"][1], strict=True):
+        assert float((a - b).norm() / a.norm()) < 0.01
+
+
+def test_only_dropouts_whose_scale_is_a_small_power_of_two_keep_integers():
+    from bnnctl.nn.lowp import dropout_keeps_integers
+
+    assert all(dropout_keeps_integers(p) for p in (0.0, 0.5, 0.75, 0.875, 63 / 64))  # scales 1, 2, 4, 8, 64
+    assert not any(dropout_keeps_integers(p) for p in (0.2, 0.3, 0.6, 127 / 128, 1.0, -0.5))
+
+
 def test_large_sums_stay_exact_where_a_bf16_output_would_round():
     """Correlated +-1 rows: every dot is 4095 or close, which bf16 (8 significant bits) cannot hold."""
     x = torch.ones(5, 4095)
@@ -67,8 +98,10 @@ def test_only_layers_fed_by_a_sign_with_binary_weights_get_the_low_precision_pro
     chosen = integer_input_layers(model)
     assert layers[0] not in chosen  # real pixels in
     assert chosen == layers[1:]
-    dropout = _model(["experiment=bnn_mnist", "model.width=32"], (1, 28, 28))  # dropout between: real in training
-    assert integer_input_layers(dropout) == []
+    halves = _model(["experiment=bnn_mnist", "model.width=32"], (1, 28, 28))  # dropout 0.5 between: +-2 in training
+    assert integer_input_layers(halves) == [m for m in halves.modules() if isinstance(m, BinaryLinear)][1:]
+    fifths = _model(["experiment=bnn_mnist", "model.width=32", "model.dropout=0.2"], (1, 28, 28))  # +-1.25: real
+    assert integer_input_layers(fifths) == []
     floating = _model(["model=mlp_float", "model.width=32"], (1, 28, 28))
     assert integer_input_layers(floating) == []
 
@@ -96,6 +129,21 @@ def test_formats_are_resolved_for_the_device():
         resolve_format("bf16", CPU)
     with pytest.raises(ConfigError, match="train.binary_matmul must be one of"):
         resolve_format("fp8", CPU)
+
+
+def test_auto_takes_int8_only_where_the_cpu_runs_it_in_hardware(monkeypatch):
+    """On an AVX2 CPU without VNNI or native bf16 the int8 path is emulated (25x slower per epoch measured): fp32."""
+    import bnnctl.nn.lowp as lowp
+
+    monkeypatch.setattr(lowp, "cpu_has_fast_int8_and_bf16", lambda: False)
+    assert resolve_format("auto", CPU) == "fp32"
+    assert "emulated" in lowp.slow_format_warning("int8", CPU)
+    cfg = tiny("model=bnn_mlp", "train.binary_matmul=int8")
+    with pytest.warns(RuntimeWarning, match="train.binary_matmul=int8: this CPU .* has no VNNI"):
+        Trainer(cfg, build_model(cfg.model, cfg.binarize, (1, 28, 28), 10), CPU)
+    monkeypatch.setattr(lowp, "cpu_has_fast_int8_and_bf16", lambda: True)
+    assert resolve_format("auto", CPU) == "int8"
+    assert lowp.slow_format_warning("int8", CPU) is None and lowp.slow_format_warning("fp32", CPU) is None
 
 
 def test_a_run_records_the_product_format_it_used(tmp_path):

@@ -2,7 +2,9 @@
 
 When both operands of a layer's product are exactly +-1 (or ternary
 {-1, 0, +1}), every element product is -1, 0 or +1 and the dot product is an
-integer of magnitude <= K. Such values are exact in int8 and in bf16, so the
+integer of magnitude <= K. The same holds, times s, after a dropout whose
+scale s = 1 / (1 - p) is a power of two (p = 0.5: survivors become +-2, the
+dropped units 0). Such values are exact in int8 and in bf16, so the
 product can run on the CPU's or GPU's low-precision units with no change to
 its result, as long as the accumulation and the output are wide enough:
 
@@ -24,6 +26,8 @@ rounded; ``bnnctl`` measures that learning curves stay within seed noise.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -53,13 +57,47 @@ def int8_product_works(device: torch.device) -> bool:
         return False
 
 
+def cpu_has_fast_int8_and_bf16() -> bool:
+    """Whether this CPU runs the int8 path in hardware: int8 dot products (VNNI) and bf16 ones (AVX-512 BF16 or AMX).
+
+    The int8 path's forward is ``torch._int_mm`` and its backward bf16 products.
+    Without VNNI and native bf16 oneDNN emulates both: on a 2-core AVX2 EPYC
+    (no AVX-512) a 100 x 2048 by 2048 x 2048 product took 13.6 ms in float32,
+    760 ms in int8 and 230-3200 ms in bf16, so the "fast" path was 25x slower
+    per epoch there. ``auto`` then keeps float32.
+    """
+    probe = getattr(torch, "cpu", None)
+
+    def has(name: str) -> bool:
+        check = getattr(probe, name, None)
+        return bool(check()) if callable(check) else False
+
+    native_bf16 = has("_is_avx512_bf16_supported") or has("_is_amx_tile_supported")
+    return has("_is_vnni_supported") and native_bf16
+
+
+def slow_format_warning(fmt: str, device: torch.device) -> str | None:
+    """Why an explicitly chosen ``fmt`` will be slow here (emulated low-precision units), or None."""
+    if fmt in ("int8", "bf16") and device.type == "cpu" and not cpu_has_fast_int8_and_bf16():
+        return (
+            f"train.binary_matmul={fmt}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no VNNI or native "
+            "bf16, so int8 and bf16 products are emulated, many times slower than float32; the results stay exact "
+            "(forward) but 'auto' or 'fp32' trains faster here"
+        )
+    return None
+
+
 def resolve_format(name: str, device: torch.device) -> str:
-    """``auto`` -> the fastest exact format the device has (CPU: int8; CUDA: bf16 with float32 output); others are checked."""
+    """``auto`` -> the fastest exact format the device has; others are checked.
+
+    CPU: int8 where it runs in hardware (``cpu_has_fast_int8_and_bf16``), else
+    float32; CUDA: bf16 with float32 output, where torch has it.
+    """
     if name not in FORMATS:
         raise ConfigError(f"train.binary_matmul must be one of {', '.join(FORMATS)}, got {name!r}")
     if name == "auto":  # int8 on CUDA needs sizes in multiples of 8 (and M > 16): never picked there by itself
-        if device.type == "cpu" and int8_product_works(device):
-            return "int8"
+        if device.type == "cpu":
+            return "int8" if cpu_has_fast_int8_and_bf16() and int8_product_works(device) else "fp32"
         return "bf16" if bf16_with_fp32_output(device) else "fp32"
     if name == "bf16" and not bf16_with_fp32_output(device):
         raise ConfigError(
@@ -72,7 +110,7 @@ def resolve_format(name: str, device: torch.device) -> str:
 
 
 def _product(x: torch.Tensor, w: torch.Tensor, fmt: str) -> torch.Tensor:
-    """x (N, K) @ w (O, K)^T in ``fmt``, as float32; exact for operands in {-1, 0, +1}."""
+    """x (N, K) @ w (O, K)^T in ``fmt``, as float32; exact for small-integer operands ({-1, 0, +1}, {-2, 0, +2})."""
     if fmt == "int8":
         return torch._int_mm(x.to(torch.int8), w.to(torch.int8).t()).to(torch.float32)
     return torch.mm(x.to(torch.bfloat16), w.to(torch.bfloat16).t(), out_dtype=torch.float32)
@@ -81,7 +119,7 @@ def _product(x: torch.Tensor, w: torch.Tensor, fmt: str) -> torch.Tensor:
 class ExactLowPrecisionLinear(torch.autograd.Function):
     """y = x_b @ w_b^T in an exact low-precision format; backward in bf16 against the +-1 operands.
 
-    Shapes: x_b (N, K) and w_b (O, K), values in {-1, 0, +1}; y (N, O) float32.
+    Shapes: x_b (N, K) and w_b (O, K), values in {-1, 0, +1} (x_b: or {-s, 0, +s} after dropout); y (N, O) float32.
     Saved for backward: both operands in bf16 (half the bytes of float32, exact).
     grad_x = (g16 @ w16) and grad_w = (g16^T @ x16), with g16 = bf16(grad_y).
     """
@@ -115,6 +153,31 @@ def exact_linear(x_b: torch.Tensor, w_b: torch.Tensor, fmt: str) -> torch.Tensor
 
 # Modules that keep values in {-1, 0, +1} as they are (at evaluation and in training alike).
 _VALUE_PRESERVING = (nn.Flatten, nn.Identity, nn.MaxPool2d, nn.MaxPool1d)
+# Dropouts that only zero units and scale the survivors by s = 1 / (1 - p) (not AlphaDropout).
+_SCALING_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+# Largest dropout scale kept: +-64 fits int8 (+-127) and bf16 exactly, and K * 64 sums stay exact
+# in float32 up to K = 2^18 inputs.
+MAX_DROPOUT_SCALE = 64
+
+
+def dropout_keeps_integers(p: float) -> bool:
+    """Whether dropout with rate ``p`` maps {-1, 0, +1} to small integers exactly: 1 / (1 - p) a power of two <= 64.
+
+    p = 0.5 (the BNN paper's and the ablation report's rate) gives {-2, 0, +2};
+    p = 0.2 gives +-1.25, which int8 cannot hold, so the next product stays float32.
+    """
+    if not 0 <= p < 1:
+        return False
+    scale = 1 / (1 - p)
+    exponent = round(math.log2(scale))
+    return scale <= MAX_DROPOUT_SCALE and scale == 2.0**exponent
+
+
+def _keeps_small_integers(module: nn.Module) -> bool:
+    """Whether ``module`` turns an input in {-1, 0, +1} into small integers (in training and at evaluation)."""
+    if isinstance(module, _VALUE_PRESERVING):
+        return True
+    return isinstance(module, _SCALING_DROPOUTS) and dropout_keeps_integers(module.p)
 
 
 def integer_input_layers(model: nn.Module) -> list[nn.Module]:
@@ -123,8 +186,9 @@ def integer_input_layers(model: nn.Module) -> list[nn.Module]:
     A layer's input is small-integer when its own input binarizer says so, or
     when in its Sequential the module that feeds it is a ``Binarize`` whose
     output set is {-1, +1} or {-1, 0, +1}, with only value-preserving modules
-    (Flatten, max-pooling) between. Dropout in training scales its survivors
-    by 1 / (1 - p), so a Dropout between makes the input real.
+    (Flatten, max-pooling) or an integer-keeping dropout between. Dropout in
+    training scales its survivors by 1 / (1 - p): with p = 0.5 they are +-2,
+    still exact in int8; with p = 0.2 (+-1.25) the input is real.
     """
     from bnnctl.nn.binarize import OutputSet
     from bnnctl.nn.layers import Binarize, BinaryLinear
@@ -140,7 +204,7 @@ def integer_input_layers(model: nn.Module) -> list[nn.Module]:
                     found.append(child)
             if isinstance(child, Binarize):
                 feeds_integers = child.binarizer.output in small
-            elif not isinstance(child, _VALUE_PRESERVING):
+            elif not _keeps_small_integers(child):
                 feeds_integers = False
     return found
 

@@ -7,6 +7,7 @@ No printing here: progress goes to a ``TrainObserver`` that the caller chooses
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
@@ -15,7 +16,7 @@ import torch.nn as nn
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import AugmentSpec, Split, augment_batch, iterate_batches
 from bnnctl.nn import clippable_parameters, get_loss, quantized_parameters
-from bnnctl.nn.lowp import resolve_format, set_binary_matmul
+from bnnctl.nn.lowp import resolve_format, set_binary_matmul, slow_format_warning
 from bnnctl.training.adam_clip import adam_clip_step_, can_fuse
 from bnnctl.training.data_parallel import communication_record, sum_over_ranks, wrap_for_data_parallel
 from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr, zero_positive_
@@ -84,6 +85,8 @@ class Trainer:
         self.model = model
         # +-1 x +-1 products in an exact low-precision format (before compiling: the format is baked in).
         self.binary_matmul = resolve_format(cfg.train.binary_matmul, device)
+        if (slow := slow_format_warning(self.binary_matmul, device)) is not None:
+            warnings.warn(slow, RuntimeWarning, stacklevel=2)
         self.low_precision_layers = set_binary_matmul(model, self.binary_matmul)
         self.forward = EagerFallback(model, cfg.train.compile)  # evaluation: this rank alone, no DDP
         # Training steps go through DDP and its gradient hook when the process group is up (data_parallel).
