@@ -114,7 +114,14 @@ def test_runs_ls_lists_runs_as_json_and_writes_tables(runs_dir, tmp_path):
     assert "| run" in (tmp_path / "tables" / "runs.md").read_text()
 
 
-def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio():
+def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio(monkeypatch):
+    import torch
+
+    import bnnctl.nn.lowp as lowp
+    from bnnctl.bench.train_step import skipped_variants
+
+    monkeypatch.setattr(lowp, "cpu_has_fast_int8_and_bf16", lambda: True)  # as on an AVX-512 BF16 CPU
+    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: True)
     result = invoke(
         "bench", "train", "--width", "64", "--batch-sizes", "8,16", "--rounds", "1", "--warmup", "1", "--no-compile",
         "--json",
@@ -128,6 +135,10 @@ def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio():
         assert row["step_ms"] > 0 and row["samples_per_s"] == pytest.approx(batch * 1000 / row["step_ms"])
         assert row["vs_float32_mlp"] == pytest.approx(row["step_ms"] / rows[("mlp_float", batch)]["step_ms"])
     assert rows[("bnn_fp32", 8)]["binary_matmul"] == "fp32" and rows[("bnn_exact", 8)]["binary_matmul"] == "int8"
+    assert figures["skipped"] == {}
+    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: False)  # an AVX2 CPU: bf16 emulated
+    assert list(skipped_variants(torch.device("cpu"))) == ["mlp_float_bf16"]
+    assert skipped_variants(torch.device("cuda")) == {}
 
 
 def test_ctrl_c_exits_130_keeps_finished_epochs_and_never_marks_done(runs_dir):

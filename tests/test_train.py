@@ -174,8 +174,8 @@ def test_runs_of_the_previous_version_evaluate_to_their_recorded_accuracy(tmp_pa
 def test_todays_training_repeats_the_previous_versions_numbers(tmp_path):
     """The refactor kept behaviour: the v1 run's config, trained today, gives its metrics again.
 
-    With float32 products, as every product was then; today's default (auto: int8 forward, bf16-rounded
-    gradients) moves these 400-example numbers by a few examples.
+    With float32 products, as every product was then; today's default on a CPU with VNNI and native bf16
+    (auto: int8 forward, bf16-rounded gradients) moves these 400-example numbers by a few examples.
     """
     cfg = load_yaml(LEGACY_TRAIN_RUN / "config.yaml")
     assert cfg.train.binary_matmul == "auto"  # a key it lacks takes today's default, so the run id stays

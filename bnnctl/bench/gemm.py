@@ -11,8 +11,11 @@ once as a deployed model would hold them:
 * ``float32``: ``torch.mm``, PyTorch's default CPU path (MKL);
 * ``float32_onednn``: oneDNN's inner product (``torch._C._nn.mkldnn_linear``,
   operands already in oneDNN layout);
-* ``bfloat16``: ``torch.mm`` in bf16 (oneDNN; AMX where the CPU has it);
-* ``int8``: ``torch._int_mm`` where this PyTorch has it on CPU.
+* ``bfloat16``: ``torch.mm`` in bf16 (oneDNN; AMX where the CPU has it),
+  left out where the CPU has no native bf16 (AVX2: emulated, hundreds of
+  times slower than float32);
+* ``int8``: ``torch._int_mm`` where this PyTorch has it on CPU and the CPU
+  has VNNI (without it, 55x slower than float32 at 100 x 2048 x 2048).
 
 The packed results are checked against the float product (they must be
 equal) before anything is timed. Ops are counted as a float GEMM's: 2MNK.
@@ -32,6 +35,7 @@ import torch
 from numba import njit, prange
 
 from bnnctl.bench.timing import interleaved_medians
+from bnnctl.nn import lowp
 from bnnctl.packed.bits import pack_signs, to_panels
 from bnnctl.packed.hadamard import hadamard_gemm, hadamard_pack, hadamard_panels
 from bnnctl.packed.kernels import NR, aligned_copy, xnor_gemm, xnor_gemm_rows
@@ -88,9 +92,10 @@ def product_methods(a: torch.Tensor, w: torch.Tensor) -> dict[str, Callable[[], 
         "packed_rows": lambda: xnor_gemm_rows(a_words, w_words, k),
         DEFAULT: lambda: torch.mm(a, w_t),
         REFERENCE: lambda: torch._C._nn.mkldnn_linear(a_dnn, w_dnn, None),
-        "bfloat16": lambda: torch.mm(a_bf, w_bf),
     }
-    if _has_int_mm():
+    if lowp.cpu_has_native_bf16():
+        methods["bfloat16"] = lambda: torch.mm(a_bf, w_bf)
+    if _has_int_mm() and lowp.cpu_has_vnni():
         a_i8, w_i8 = a.to(torch.int8), w_t.to(torch.int8)
         methods["int8"] = lambda: torch._int_mm(a_i8, w_i8)
     return methods

@@ -9,7 +9,13 @@ inputs of MNIST's shape:
   for speed (it changes the float model's numbers);
 * ``bnn_fp32``: the BNN with float32 products;
 * ``bnn_exact``: the BNN with its +-1 x +-1 products in the fastest exact
-  format here (``train.binary_matmul=auto``: int8 on an x86 CPU, ``nn.lowp``).
+  format here (``train.binary_matmul=auto``: int8 on an x86 CPU with VNNI and
+  native bf16, ``nn.lowp``).
+
+On a CPU without native bf16 (AVX2 only: no AVX-512 BF16, no AMX) bf16 is
+emulated, hundreds of times slower than float32 per product: the bf16
+autocast variant is then skipped, with the reason in ``skipped``, and
+``bnn_exact`` resolves to float32 (``auto`` keeps float32 there).
 
 The variants are timed round-robin in one process (``bench.timing``), for
 each batch size, so that the machine's noise hits them alike; figures are
@@ -25,7 +31,7 @@ import torch
 
 from bnnctl.bench.timing import interleaved_medians
 from bnnctl.config import compose_train
-from bnnctl.nn import build_model
+from bnnctl.nn import build_model, lowp
 from bnnctl.training import Trainer, resolve_device, tune_cpu
 
 VARIANTS = {  # name -> (`bnnctl train` overrides, bf16 autocast)
@@ -61,6 +67,16 @@ def _stepper(trainer: Trainer, batch_size: int, autocast: bool, device: torch.de
     return step
 
 
+def skipped_variants(device: torch.device) -> dict[str, str]:
+    """Variants not worth timing on ``device`` -> why: bf16 autocast where the CPU emulates bf16."""
+    if device.type == "cpu" and not lowp.cpu_has_native_bf16():
+        return {
+            "mlp_float_bf16": f"bf16 is emulated on this CPU ({torch.backends.cpu.get_cpu_capability()}: no AVX-512 "
+            "BF16 or AMX), hundreds of times slower per product than float32"
+        }
+    return {}
+
+
 def bench_train_step(
     batch_sizes: tuple[int, ...] = (100, 256),
     width: int = 4096,
@@ -74,13 +90,15 @@ def bench_train_step(
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         tune_cpu()  # as bnnctl train does
+    skipped = skipped_variants(torch_device)
+    variants = {name: spec for name, spec in VARIANTS.items() if name not in skipped}
     trainers = {}
-    for name, (overrides, _) in VARIANTS.items():
+    for name, (overrides, _) in variants.items():
         progress(f"building {name} (784-{width}x3-10)...")
         trainers[name] = _trainer(overrides, width, compile_model, torch_device)
     rows = []
     for batch_size in batch_sizes:
-        steps = {name: _stepper(trainers[name], batch_size, VARIANTS[name][1], torch_device) for name in VARIANTS}
+        steps = {name: _stepper(trainers[name], batch_size, variants[name][1], torch_device) for name in variants}
         progress(f"batch {batch_size}: {warmup} warm-up steps each (compilation happens here), then {rounds} rounds")
         for step in steps.values():
             for _ in range(warmup):
@@ -105,5 +123,6 @@ def bench_train_step(
         "compiled": compile_model,
         "torch": torch.__version__,
         "rows": rows,
+        "skipped": skipped,
         "binary_params": sum(p.numel() for p in trainers["bnn_fp32"].clip_params),
     }

@@ -66,6 +66,8 @@ def bench_train(
                 f"{r['vs_float32_mlp']:.3f}",
             )
         out.print(table)
+        for name, why in result["skipped"].items():
+            say(f"skipped {name}: {why}")
 
 
 def _at_least(low: int, **options: int) -> None:

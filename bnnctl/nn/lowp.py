@@ -66,14 +66,23 @@ def cpu_has_fast_int8_and_bf16() -> bool:
     760 ms in int8 and 230-3200 ms in bf16, so the "fast" path was 25x slower
     per epoch there. ``auto`` then keeps float32.
     """
-    probe = getattr(torch, "cpu", None)
+    return cpu_has_vnni() and cpu_has_native_bf16()
 
-    def has(name: str) -> bool:
-        check = getattr(probe, name, None)
-        return bool(check()) if callable(check) else False
 
-    native_bf16 = has("_is_avx512_bf16_supported") or has("_is_amx_tile_supported")
-    return has("_is_vnni_supported") and native_bf16
+def _cpu_reports(name: str) -> bool:
+    """``torch.cpu._is_<feature>_supported()`` (private, so absent ones read False)."""
+    check = getattr(getattr(torch, "cpu", None), name, None)
+    return bool(check()) if callable(check) else False
+
+
+def cpu_has_vnni() -> bool:
+    """int8 dot-product instructions (AVX-512 VNNI or AVX-VNNI): what makes ``torch._int_mm`` fast on x86."""
+    return _cpu_reports("_is_vnni_supported")
+
+
+def cpu_has_native_bf16() -> bool:
+    """bf16 dot products in hardware (AVX-512 BF16 or AMX); elsewhere oneDNN emulates bf16."""
+    return _cpu_reports("_is_avx512_bf16_supported") or _cpu_reports("_is_amx_tile_supported")
 
 
 def slow_format_warning(fmt: str, device: torch.device) -> str | None:
