@@ -8,7 +8,8 @@ import torch
 from bnnctl.config import compose_train
 from bnnctl.errors import ConfigError
 from bnnctl.nn import build_model
-from bnnctl.nn.layers import BinaryLinear
+from bnnctl.nn.binarize import make_binarizer
+from bnnctl.nn.layers import Binarize, BinaryLinear
 from bnnctl.nn.lowp import exact_linear, integer_input_layers, resolve_format, set_binary_matmul
 from bnnctl.training import Trainer
 from conftest import tiny
@@ -80,6 +81,14 @@ def test_only_dropouts_whose_scale_is_a_small_power_of_two_keep_integers():
 
     assert all(dropout_keeps_integers(p) for p in (0.0, 0.5, 0.75, 0.875, 63 / 64))  # scales 1, 2, 4, 8, 64
     assert not any(dropout_keeps_integers(p) for p in (0.2, 0.3, 0.6, 127 / 128, 1.0, -0.5))
+    sign = Binarize(make_binarizer("ste_sign"))
+
+    def fed(*between: torch.nn.Module) -> bool:
+        return integer_input_layers(torch.nn.Sequential(sign, *between, BinaryLinear(8, 4))) != []
+
+    assert fed(torch.nn.Dropout(0.75), torch.nn.Dropout(0.5), torch.nn.Flatten())  # +-8
+    assert not fed(*[torch.nn.Dropout(0.5) for _ in range(7)])  # +-128: past int8
+    assert not fed(torch.nn.Dropout(0.5), torch.nn.ReLU())
 
 
 def test_large_sums_stay_exact_where_a_bf16_output_would_round():

@@ -182,11 +182,19 @@ def dropout_keeps_integers(p: float) -> bool:
     return scale <= MAX_DROPOUT_SCALE and scale == 2.0**exponent
 
 
-def _keeps_small_integers(module: nn.Module) -> bool:
-    """Whether ``module`` turns an input in {-1, 0, +1} into small integers (in training and at evaluation)."""
-    if isinstance(module, _VALUE_PRESERVING):
-        return True
-    return isinstance(module, _SCALING_DROPOUTS) and dropout_keeps_integers(module.p)
+def _magnitude_after(module: nn.Module, magnitude: float | None) -> float | None:
+    """The largest |value| out of ``module`` for inputs in {-m, 0, +m}, m = ``magnitude``; None once not integer.
+
+    Value-preserving modules keep m; an integer-keeping dropout multiplies it
+    by its scale (two dropouts of 0.5 in a row: 4), and past
+    ``MAX_DROPOUT_SCALE`` the values no longer count as small integers.
+    """
+    if magnitude is None or isinstance(module, _VALUE_PRESERVING):
+        return magnitude
+    if isinstance(module, _SCALING_DROPOUTS) and dropout_keeps_integers(module.p):
+        scaled = magnitude / (1 - module.p)
+        return scaled if scaled <= MAX_DROPOUT_SCALE else None
+    return None
 
 
 def integer_input_layers(model: nn.Module) -> list[nn.Module]:
@@ -205,16 +213,16 @@ def integer_input_layers(model: nn.Module) -> list[nn.Module]:
     small = (OutputSet.BINARY, OutputSet.TERNARY)
     found = []
     for container in model.modules():
-        feeds_integers = False
+        magnitude: float | None = None  # the largest |value| fed on, while the values are small integers
         for child in container.children():
             if isinstance(child, BinaryLinear):
-                integer_input = feeds_integers or child.input_binarizer.output in small
+                integer_input = magnitude is not None or child.input_binarizer.output in small
                 if integer_input and child.weight_binarizer.output in small:
                     found.append(child)
             if isinstance(child, Binarize):
-                feeds_integers = child.binarizer.output in small
-            elif not _keeps_small_integers(child):
-                feeds_integers = False
+                magnitude = 1.0 if child.binarizer.output in small else None
+            else:
+                magnitude = _magnitude_after(child, magnitude)
     return found
 
 
