@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bnnctl.cpu import cpu_has_native_bf16, cpu_has_vnni, cpu_model
+
 PACKAGES = (
     "bnnctl",
     "torch",
@@ -62,18 +64,6 @@ def _git_commit() -> dict[str, Any]:
         return {"commit": None}
 
 
-def cpu_model() -> str | None:
-    """The CPU's name from /proc/cpuinfo (Linux), where ``platform.processor()`` is often empty."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
 def environment(device: str | None = None) -> dict[str, Any]:
     """What a reader needs to reproduce the run: versions, commit, machine, device."""
     versions = {}
@@ -86,7 +76,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": platform.processor() or cpu_model(),
+        "processor": platform.processor(),
+        "cpu_model": cpu_model(),
         "hostname": socket.gethostname(),
         "cpu_count": os.cpu_count(),
         "argv": sys.argv,
@@ -100,6 +91,8 @@ def environment(device: str | None = None) -> dict[str, Any]:
         env["torch_threads"] = torch.get_num_threads()
         # The SIMD level torch dispatches to (AVX2, AVX512, ...): epoch times differ several-fold between them.
         env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        # What train.binary_matmul=auto decides from (int8 only with both).
+        env["cpu_int8_units"] = {"vnni": cpu_has_vnni(), "native_bf16": cpu_has_native_bf16()}
         env["cuda_available"] = torch.cuda.is_available()
         if device and device.startswith("cuda") and torch.cuda.is_available():
             env["gpu"] = torch.cuda.get_device_name(torch.device(device))

@@ -114,18 +114,22 @@ def test_runs_ls_lists_runs_as_json_and_writes_tables(runs_dir, tmp_path):
     assert "| run" in (tmp_path / "tables" / "runs.md").read_text()
 
 
-def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio(monkeypatch):
-    import torch
-
+def _pretend_cpu(monkeypatch, vnni: bool, native_bf16: bool) -> None:
+    """Make ``nn.lowp`` (and the benches reading it) see a CPU with or without VNNI and native bf16."""
     import bnnctl.nn.lowp as lowp
-    from bnnctl.bench.train_step import skipped_variants
 
-    monkeypatch.setattr(lowp, "cpu_has_fast_int8_and_bf16", lambda: True)  # as on an AVX-512 BF16 CPU
-    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: True)
-    result = invoke(
-        "bench", "train", "--width", "64", "--batch-sizes", "8,16", "--rounds", "1", "--warmup", "1", "--no-compile",
-        "--json",
-    )  # fmt: skip
+    monkeypatch.setattr(lowp, "cpu_has_vnni", lambda: vnni)
+    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: native_bf16)
+
+
+def _bench_train(*extra: str):
+    args = ("bench", "train", "--width", "64", "--rounds", "1", "--warmup", "1", "--no-compile", *extra)
+    return invoke(*args)
+
+
+def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio(monkeypatch):
+    _pretend_cpu(monkeypatch, vnni=True, native_bf16=True)  # as on an AVX-512 VNNI + BF16 CPU
+    result = _bench_train("--batch-sizes", "8,16", "--json")
     assert result.exit_code == 0, result.stderr
     figures = json.loads(result.stdout)
     rows = {(r["variant"], r["batch_size"]): r for r in figures["rows"]}
@@ -136,9 +140,17 @@ def test_bench_reports_every_variant_at_every_batch_size_with_its_ratio(monkeypa
         assert row["vs_float32_mlp"] == pytest.approx(row["step_ms"] / rows[("mlp_float", batch)]["step_ms"])
     assert rows[("bnn_fp32", 8)]["binary_matmul"] == "fp32" and rows[("bnn_exact", 8)]["binary_matmul"] == "int8"
     assert figures["skipped"] == {}
-    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: False)  # an AVX2 CPU: bf16 emulated
-    assert list(skipped_variants(torch.device("cpu"))) == ["mlp_float_bf16"]
-    assert skipped_variants(torch.device("cuda")) == {}
+
+
+def test_bench_leaves_out_what_the_cpu_emulates_and_says_why(monkeypatch):
+    _pretend_cpu(monkeypatch, vnni=False, native_bf16=False)  # an AVX2 CPU
+    figures = json.loads(_bench_train("--batch-sizes", "8", "--json").stdout)
+    assert {r["variant"] for r in figures["rows"]} == {"mlp_float", "bnn_fp32"}
+    assert set(figures["skipped"]) == {"mlp_float_bf16", "bnn_exact"}
+    assert "no AVX-512 BF16" in figures["skipped"]["mlp_float_bf16"]
+    assert "missing: VNNI, native bf16" in figures["skipped"]["bnn_exact"]
+    shown = _bench_train("--batch-sizes", "8")
+    assert shown.exit_code == 0 and "skipped mlp_float_bf16: bf16 is emulated" in shown.stderr + shown.stdout
 
 
 def test_ctrl_c_exits_130_keeps_finished_epochs_and_never_marks_done(runs_dir):

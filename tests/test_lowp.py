@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -133,7 +135,9 @@ def test_int8_gradients_are_close_to_float32_and_training_learns():
 
 def test_formats_are_resolved_for_the_device():
     assert resolve_format("fp32", CPU) == "fp32"
-    assert resolve_format("auto", CPU) in ("int8", "fp32")
+    from bnnctl.nn.lowp import cpu_has_fast_int8_and_bf16
+
+    assert resolve_format("auto", CPU) == ("int8" if cpu_has_fast_int8_and_bf16() else "fp32")
     with pytest.raises(ConfigError, match="bf16 needs a bf16 product with float32 output"):
         resolve_format("bf16", CPU)
     with pytest.raises(ConfigError, match="train.binary_matmul must be one of"):
@@ -144,13 +148,18 @@ def test_auto_takes_int8_only_where_the_cpu_runs_it_in_hardware(monkeypatch):
     """On an AVX2 CPU without VNNI or native bf16 the int8 path is emulated (25x slower per epoch measured): fp32."""
     import bnnctl.nn.lowp as lowp
 
-    monkeypatch.setattr(lowp, "cpu_has_fast_int8_and_bf16", lambda: False)
+    monkeypatch.setattr(lowp, "cpu_has_vnni", lambda: True)  # VNNI without bf16 (Cascade Lake): still emulated bf16
+    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: False)
     assert resolve_format("auto", CPU) == "fp32"
-    assert "emulated" in lowp.slow_format_warning("int8", CPU)
+    assert "has no native bf16, so" in lowp.slow_format_warning("int8", CPU)
     cfg = tiny("model=bnn_mlp", "train.binary_matmul=int8")
-    with pytest.warns(RuntimeWarning, match="train.binary_matmul=int8: this CPU .* has no VNNI"):
+    with pytest.warns(RuntimeWarning, match="train.binary_matmul=int8: this CPU .* has no native bf16"):
         Trainer(cfg, build_model(cfg.model, cfg.binarize, (1, 28, 28), 10), CPU)
-    monkeypatch.setattr(lowp, "cpu_has_fast_int8_and_bf16", lambda: True)
+    floating = tiny("model=mlp_float", "train.binary_matmul=int8")  # no +-1 x +-1 layer: nothing slow, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        Trainer(floating, build_model(floating.model, floating.binarize, (1, 28, 28), 10), CPU)
+    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: True)
     assert resolve_format("auto", CPU) == "int8"
     assert lowp.slow_format_warning("int8", CPU) is None and lowp.slow_format_warning("fp32", CPU) is None
 

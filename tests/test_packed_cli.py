@@ -76,19 +76,21 @@ def test_bench_gemm_reports_every_method_with_ratios(tmp_path, monkeypatch):
     import bnnctl.nn.lowp as lowp
 
     monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: True)  # as on an AVX-512 BF16 CPU
+    monkeypatch.setattr(lowp, "cpu_has_vnni", lambda: True)
     result = invoke("bench", "gemm", "--m", "1,5", "--kn", "128", "--rounds", "1", "-o", tmp_path, "--json")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["products"]
     methods = {r["method"] for r in rows}
     assert {"packed", "packed+pack", "packed_rows", "float32", "float32_onednn", "bfloat16"} <= methods
-    assert ("int8" in methods) == lowp.cpu_has_vnni()
-    from bnnctl.bench.gemm import _operands, product_methods
+    assert "int8" in methods and json.loads(result.stdout)["skipped"] == {}
+    from bnnctl.bench.gemm import _operands, product_methods, skipped_methods
 
     monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: False)  # AVX2: bf16 emulated, not worth timing
     monkeypatch.setattr(lowp, "cpu_has_vnni", lambda: False)
     assert set(product_methods(*_operands(3, 64, 64))) == {
         "packed", "packed+pack", "packed_rows", "float32", "float32_onednn"
     }  # fmt: skip
+    assert set(skipped_methods()) == {"bfloat16", "int8"} and "no AVX-512 VNNI" in skipped_methods()["int8"]
     reference = [r for r in rows if r["method"] == "float32_onednn"]
     assert all(r["x_float32_onednn"] == 1.0 for r in reference) and all(r["GOP/s"] > 0 for r in rows)
     assert (tmp_path / "products.csv").is_file() and (tmp_path / "products.md").is_file()

@@ -116,7 +116,8 @@ def test_run_folder_is_self_describing_and_done_is_written_last(runs_dir):
     assert mtimes["DONE"] == max(mtimes.values())
     env = json.loads((run.path / "env.json").read_text())
     assert env["packages"]["torch"] and env["device"] == "cpu" and "git" in env
-    assert env["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "Z VECTOR", "VSX", "SVE256", "NO AVX")
+    assert isinstance(env["cpu_capability"], str) and env["cpu_capability"]  # AVX2, AVX512, SVE256, ...
+    assert set(env["cpu_int8_units"]) == {"vnni", "native_bf16"}
     assert (run.path / "overrides.txt").read_text() == "train.epochs=2\n"
     assert json.loads((run.path / "summary.json").read_text()) == summary
 

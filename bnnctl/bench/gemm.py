@@ -74,6 +74,19 @@ def _has_int_mm() -> bool:
         return False
 
 
+def skipped_methods() -> dict[str, str]:
+    """Methods left out on this CPU -> why: emulated ones (hundreds of times slower than float32, not worth timing)."""
+    skipped = {}
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not lowp.cpu_has_native_bf16():
+        skipped["bfloat16"] = f"bf16 is emulated on this CPU ({capability}: no AVX-512 BF16 or AMX)"
+    if not _has_int_mm():
+        skipped["int8"] = f"torch._int_mm does not run on the CPU in torch {torch.__version__}"
+    elif not lowp.cpu_has_vnni():
+        skipped["int8"] = f"int8 products are emulated on this CPU ({capability}: no AVX-512 VNNI)"
+    return skipped
+
+
 def product_methods(a: torch.Tensor, w: torch.Tensor) -> dict[str, Callable[[], object]]:
     """Zero-argument calls computing A W^T each way; the packed ones checked equal to the float product first."""
     k, n = a.shape[1], w.shape[0]
@@ -93,9 +106,10 @@ def product_methods(a: torch.Tensor, w: torch.Tensor) -> dict[str, Callable[[], 
         DEFAULT: lambda: torch.mm(a, w_t),
         REFERENCE: lambda: torch._C._nn.mkldnn_linear(a_dnn, w_dnn, None),
     }
-    if lowp.cpu_has_native_bf16():
+    skipped = skipped_methods()
+    if "bfloat16" not in skipped:
         methods["bfloat16"] = lambda: torch.mm(a_bf, w_bf)
-    if _has_int_mm() and lowp.cpu_has_vnni():
+    if "int8" not in skipped:
         a_i8, w_i8 = a.to(torch.int8), w_t.to(torch.int8)
         methods["int8"] = lambda: torch._int_mm(a_i8, w_i8)
     return methods

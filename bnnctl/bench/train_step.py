@@ -14,8 +14,8 @@ inputs of MNIST's shape:
 
 On a CPU without native bf16 (AVX2 only: no AVX-512 BF16, no AMX) bf16 is
 emulated, hundreds of times slower than float32 per product: the bf16
-autocast variant is then skipped, with the reason in ``skipped``, and
-``bnn_exact`` resolves to float32 (``auto`` keeps float32 there).
+autocast variant is then skipped, with the reason in ``skipped``, and so is
+``bnn_exact`` wherever ``auto`` resolves to float32.
 
 The variants are timed round-robin in one process (``bench.timing``), for
 each batch size, so that the machine's noise hits them alike; figures are
@@ -68,13 +68,20 @@ def _stepper(trainer: Trainer, batch_size: int, autocast: bool, device: torch.de
 
 
 def skipped_variants(device: torch.device) -> dict[str, str]:
-    """Variants not worth timing on ``device`` -> why: bf16 autocast where the CPU emulates bf16."""
+    """Variants not worth timing on ``device`` -> why: bf16 autocast where the CPU emulates bf16, and the
+    exact path where ``auto`` resolves to float32 (it would time ``bnn_fp32`` twice)."""
+    skipped = {}
     if device.type == "cpu" and not lowp.cpu_has_native_bf16():
-        return {
-            "mlp_float_bf16": f"bf16 is emulated on this CPU ({torch.backends.cpu.get_cpu_capability()}: no AVX-512 "
-            "BF16 or AMX), hundreds of times slower per product than float32"
-        }
-    return {}
+        skipped["mlp_float_bf16"] = (
+            f"bf16 is emulated on this CPU ({torch.backends.cpu.get_cpu_capability()}: no AVX-512 BF16 or AMX), "
+            "hundreds of times slower per product than float32"
+        )
+    if lowp.resolve_format("auto", device) == "fp32":
+        skipped["bnn_exact"] = (
+            f"train.binary_matmul=auto is fp32 on this {device.type} (missing: "
+            f"{', '.join(lowp.missing_int8_units()) or 'an exact low-precision product'}): the same as bnn_fp32"
+        )
+    return skipped
 
 
 def bench_train_step(

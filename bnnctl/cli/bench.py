@@ -104,6 +104,8 @@ def bench_gemm(
 ) -> None:
     """The packed XNOR-popcount product vs float32 (PyTorch default, oneDNN), bf16 and int8: GOP/s and ratios.
 
+    bf16 and int8 are left out, saying why, where the CPU emulates them (no AVX-512 BF16 / AMX, no VNNI).
+
     Every method computes A W^T on the same +-1 operands in one process, interleaved; the packed result is
     checked equal to the float product first. Ops are counted as 2MNK. `packed+pack` includes packing the
     float activations; `packed_rows` is the kernel without register blocking.
@@ -113,7 +115,7 @@ def bench_gemm(
 
         import pandas as pd
 
-        from bnnctl.bench.gemm import DEFAULT, REFERENCE, bench_products, bench_sizes
+        from bnnctl.bench.gemm import DEFAULT, REFERENCE, bench_products, bench_sizes, skipped_methods
         from bnnctl.report.html import write_report
         from bnnctl.report.plots import plot_gemm_sizes
         from bnnctl.report.tables import write_table
@@ -123,7 +125,7 @@ def bench_gemm(
         folder = output or Path("runs") / "bench" / "gemm" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         products = pd.DataFrame(bench_products(ms, kns, rounds, progress=say))
         written = write_table(products, folder, "products", floatfmt=".3g")
-        result: dict = {"products": products.to_dict("records")}
+        result: dict = {"products": products.to_dict("records"), "skipped": skipped_methods()}
         if sizes:
             frame = pd.DataFrame(bench_sizes(_ints(size_list, "--size-list"), rounds, naive_max, progress=say))
             written += write_table(frame, folder, "sizes", floatfmt=".4g")
@@ -138,6 +140,8 @@ def bench_gemm(
         print_frame(shown, f"A (M x K) times W^T (K x N = K), medians of {rounds} interleaved rounds")
         if sizes:
             print_frame(pd.DataFrame(result["sizes"]), "square products")
+        for name, why in result["skipped"].items():
+            say(f"skipped {name}: {why}")
         out.print(f"wrote {', '.join(result['files'])}")
 
 

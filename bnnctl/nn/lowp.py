@@ -10,8 +10,9 @@ its result, as long as the accumulation and the output are wide enough:
 
 * ``int8``: ``torch._int_mm``, int8 x int8 with int32 accumulation and
   output (AMX / VNNI on x86, DP4A / tensor cores on CUDA): exact for any K.
-  This CPU's int8 product of 256x4096 by 4096x4096 ran about 4.6x faster
-  than float32's.
+  On a 2-core CPU with AVX-512 VNNI and BF16 its 256x4096 by 4096x4096
+  product ran about 4.6x faster than float32's; on an AVX2-only CPU it is
+  emulated and 55x slower (``cpu_has_fast_int8_and_bf16``).
 * ``bf16``: bf16 x bf16 with float32 accumulation *and float32 output*
   (``torch.mm(..., out_dtype=torch.float32)``, CUDA only in this torch). A
   bf16 output would round integers above 256, so it is not offered where
@@ -32,6 +33,7 @@ import math
 import torch
 import torch.nn as nn
 
+from bnnctl.cpu import cpu_has_native_bf16, cpu_has_vnni
 from bnnctl.errors import ConfigError
 
 FORMATS = ("auto", "fp32", "bf16", "int8")
@@ -69,29 +71,21 @@ def cpu_has_fast_int8_and_bf16() -> bool:
     return cpu_has_vnni() and cpu_has_native_bf16()
 
 
-def _cpu_reports(name: str) -> bool:
-    """``torch.cpu._is_<feature>_supported()`` (private, so absent ones read False)."""
-    check = getattr(getattr(torch, "cpu", None), name, None)
-    return bool(check()) if callable(check) else False
-
-
-def cpu_has_vnni() -> bool:
-    """int8 dot-product instructions (AVX-512 VNNI or AVX-VNNI): what makes ``torch._int_mm`` fast on x86."""
-    return _cpu_reports("_is_vnni_supported")
-
-
-def cpu_has_native_bf16() -> bool:
-    """bf16 dot products in hardware (AVX-512 BF16 or AMX); elsewhere oneDNN emulates bf16."""
-    return _cpu_reports("_is_avx512_bf16_supported") or _cpu_reports("_is_amx_tile_supported")
+def missing_int8_units() -> list[str]:
+    """The hardware units the int8 path needs that this CPU lacks: 'VNNI', 'native bf16'."""
+    return [unit for unit, present in (("VNNI", cpu_has_vnni()), ("native bf16", cpu_has_native_bf16())) if not present]
 
 
 def slow_format_warning(fmt: str, device: torch.device) -> str | None:
-    """Why an explicitly chosen ``fmt`` will be slow here (emulated low-precision units), or None."""
-    if fmt in ("int8", "bf16") and device.type == "cpu" and not cpu_has_fast_int8_and_bf16():
+    """Why an explicitly chosen ``fmt`` will be slow here (emulated low-precision units), or None.
+
+    Only int8 reaches this on a CPU: bf16 is refused there (no float32 output).
+    """
+    if fmt in ("int8", "bf16") and device.type == "cpu" and (missing := missing_int8_units()):
         return (
-            f"train.binary_matmul={fmt}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no VNNI or native "
-            "bf16, so int8 and bf16 products are emulated, many times slower than float32; the results stay exact "
-            "(forward) but 'auto' or 'fp32' trains faster here"
+            f"train.binary_matmul={fmt}: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no "
+            f"{' or '.join(missing)}, so the int8 forward and bf16 backward are emulated, many times slower than "
+            "float32; the forward stays exact, but 'auto' (float32 here) trains faster"
         )
     return None
 
@@ -216,7 +210,8 @@ def integer_input_layers(model: nn.Module) -> list[nn.Module]:
         magnitude: float | None = None  # the largest |value| fed on, while the values are small integers
         for child in container.children():
             if isinstance(child, BinaryLinear):
-                integer_input = magnitude is not None or child.input_binarizer.output in small
+                fed = magnitude is not None and not child.input_binarizer.quantizes  # its own binarizer would rescale
+                integer_input = fed or child.input_binarizer.output in small
                 if integer_input and child.weight_binarizer.output in small:
                     found.append(child)
             if isinstance(child, Binarize):
