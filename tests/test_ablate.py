@@ -307,6 +307,35 @@ def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_
     assert "report" in result.stdout
 
 
+def test_the_footer_names_the_product_formats_only_where_runs_differ():
+    from bnnctl.report.grid_tables import products_footer
+
+    per_seed = pd.DataFrame(
+        {
+            "order": [0, 0, 1, 2, 2],
+            "cell": ["none", "none", "W", "D", "D"],
+            "status": ["done", "done", "done", "done", "running"],
+            "binary_matmul": ["int8", "int8", "int8", "fp32", None],
+        }
+    )
+    assert products_footer(per_seed) == (
+        "\nProducts of the +-1 layers (train.binary_matmul as resolved on each run's CPU): "
+        "fp32 in 1 run (D); int8 in 3 runs (none, W).\n"
+    )
+    assert products_footer(per_seed[per_seed["cell"] != "D"]) == ""
+    assert products_footer(per_seed.drop(columns="binary_matmul")) == ""
+
+
+def test_the_report_page_carries_both_footer_lines(tmp_path):
+    from bnnctl.report.html import _footer
+
+    (tmp_path / "table.md").write_text(
+        "caption\n\n| a |\n| 1 |\n\nThroughput: fast.\n\nProducts of the +-1 layers: mixed.\n"
+    )
+    assert _footer(tmp_path) == "Throughput: fast. Products of the +-1 layers: mixed."
+    assert _footer(tmp_path / "nowhere") == ""
+
+
 def test_table_of_a_folder_that_is_not_a_grid_is_a_one_line_error(tmp_path):
     result = runner.invoke(app, ["ablate", "table", str(tmp_path)])
     assert result.exit_code == 2 and "not an ablation grid folder" in result.stderr

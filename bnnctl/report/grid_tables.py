@@ -69,6 +69,7 @@ def collect_grid(grid_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
             if summary is not None:
                 row.update({column: summary.get(key) for column, key in METRICS_OF_A_RUN.items()})
                 row.update({key: summary.get(key) for key in {"samples_per_s", *extra_columns(manifest)}})
+                row["binary_matmul"] = summary.get("binary_matmul", "fp32")  # older runs: all float32
             rows.append(row)
     frame = pd.DataFrame(rows)
     for column in [
@@ -188,7 +189,7 @@ def write_grid_results(grid_dir: str | Path, report: bool = True) -> dict[str, A
     atomic_write_text(
         md,
         f"{caption}\n\nOverrides: `{overrides}`\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n"
-        f"\n{throughput_footer(per_seed)}\n",
+        f"\n{throughput_footer(per_seed)}\n{products_footer(per_seed)}",
     )
     files.append(md)
     files.append(write_latex(shown, grid_dir / "table.tex", caption=caption, label=f"tab:{grid['name']}"))
@@ -222,6 +223,25 @@ def throughput_footer(per_seed: pd.DataFrame) -> str:
         f"Throughput: a run trained at {speed.median():.0f} samples/s (median of {len(speed)} runs, "
         f"{speed.min():.0f}-{speed.max():.0f}); the runs took {hours:.2f} h of training time together."
     )
+
+
+def products_footer(per_seed: pd.DataFrame) -> str:
+    """Which product format the finished runs used, where they differ (else nothing).
+
+    ``train.binary_matmul=auto`` resolves per machine (int8 only with VNNI and
+    native bf16): a grid resumed on another CPU can mix formats in one cell,
+    and its readers should know which runs had bf16-rounded gradients.
+    """
+    if "binary_matmul" not in per_seed:
+        return ""
+    done = per_seed[per_seed["status"] == "done"]
+    if done["binary_matmul"].nunique() < 2:
+        return ""
+    parts = []
+    for fmt, runs in done.groupby("binary_matmul", sort=True):
+        cells = ", ".join(dict.fromkeys(runs.sort_values("order")["cell"]))
+        parts.append(f"{fmt} in {len(runs)} run{'' if len(runs) == 1 else 's'} ({cells})")
+    return f"\nProducts of the +-1 layers (train.binary_matmul as resolved on each run's CPU): {'; '.join(parts)}.\n"
 
 
 def _curves(manifest: dict[str, Any], per_seed: pd.DataFrame) -> pd.DataFrame:

@@ -293,13 +293,16 @@ def _first_run_environment(per_seed: pd.DataFrame | None) -> Path | None:
     return None
 
 
+FOOTER_STARTS = ("Throughput", "Products")  # the lines ``table.md`` ends with (report.grid_tables)
+
+
 def _footer(folder: Path) -> str:
-    """The throughput line ``table.md`` ends with."""
+    """The throughput line ``table.md`` ends with, and the product formats' line where runs differ."""
     try:
         lines = (folder / "table.md").read_text().strip().splitlines()
     except OSError:
         return ""
-    return lines[-1] if lines and lines[-1].startswith("Throughput") else ""
+    return " ".join(line for line in lines if line.startswith(FOOTER_STARTS))
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
