@@ -68,6 +68,22 @@ def test_a_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path):
     assert not (cut.path / RESUME).exists()  # a finished run keeps only its checkpoint
 
 
+def test_a_run_resumed_on_a_cpu_with_other_products_warns_and_says_which_epochs_used_which(tmp_path, monkeypatch):
+    import bnnctl.nn.lowp as lowp
+
+    cfg = compose_train(["debug=tiny", "train.epochs=3"])  # train.binary_matmul=auto
+    run = create_run(tmp_path, "train", "moved", cfg)
+    monkeypatch.setattr(lowp, "cpu_has_vnni", lambda: True)  # an AVX-512 VNNI + BF16 machine: int8
+    monkeypatch.setattr(lowp, "cpu_has_native_bf16", lambda: True)
+    with pytest.raises(KeyboardInterrupt):
+        train_into(run, cfg, [], CutAt(epoch=1))
+    monkeypatch.setattr(lowp, "cpu_has_vnni", lambda: False)  # resumed on an AVX2 one: fp32
+    with pytest.warns(RuntimeWarning, match="resumes with fp32 products; its epochs 1-1 used int8"):
+        summary = train_into(run, cfg, [], resume=True)
+    assert summary["binary_matmul"] == "int8 (epoch 1), fp32 (epochs 2-3)"
+    assert [r["binary_matmul"] for r in run.metrics() if r["kind"] == "epoch"] == ["int8", "fp32", "fp32"]
+
+
 def test_a_resume_state_of_another_config_is_refused(tmp_path):
     cfg = compose_train(["debug=tiny", "train.epochs=3"])
     run = create_run(tmp_path, "train", "cut", cfg)

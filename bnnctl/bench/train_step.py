@@ -119,7 +119,7 @@ def bench_train_step(
                     "step_ms": 1000 * s,
                     "samples_per_s": batch_size / s,
                     "vs_float32_mlp": s / seconds[BASELINE],
-                    "binary_matmul": trainers[name].binary_matmul if trainers[name].low_precision_layers else "fp32",
+                    "binary_matmul": trainers[name].product_format,
                 }
             )
     return {

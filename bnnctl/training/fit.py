@@ -13,6 +13,7 @@ import math
 import statistics
 import time
 import traceback
+import warnings
 from typing import Any
 
 import torch
@@ -143,6 +144,7 @@ def fit_on_rank(
     elapsed_before = 0.0  # seconds the earlier attempts spent on the epochs they finished
     if saved is not None:
         history, elapsed_before = restore(saved, cfg, trainer, batch_gen, augment_gen)
+        warn_if_products_changed(history, trainer.product_format, cfg.train.binary_matmul)
     if run is not None and resume:
         run.keep_metrics_through(len(history))  # what the cut-off epoch had logged goes
         run.clear_error()
@@ -169,7 +171,7 @@ def fit_on_rank(
 
     total_time = elapsed_before + time.perf_counter() - t_start
     summary = summarize(cfg, history, model, str(data.train.x.device), trainer.forward.is_compiled, total_time, data)
-    summary["binary_matmul"] = trainer.binary_matmul if trainer.low_precision_layers else "fp32"
+    summary["binary_matmul"] = products_of_epochs(history, trainer.product_format)
     summary.update(communication_summary(history, rank, cfg) if rank is not None else {"world_size": 1})
     if saved is not None:
         summary["resumed_from_epoch"] = saved["epoch"]
@@ -213,9 +215,43 @@ def _train_one_epoch(
         ),
     }
     record["iteration"] = trainer.iteration
+    record["binary_matmul"] = trainer.product_format  # per epoch: a resume on another CPU may change it
     if main:
         record.update(trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size))
     return record
+
+
+def products_of_epochs(history: list[dict[str, Any]], current: str) -> str:
+    """The run's product format: one name, or, where a resume on another CPU changed it, each with its epochs.
+
+    ``train.binary_matmul=auto`` resolves per machine, so a run cut off on an
+    int8 machine and resumed on an AVX2 one reads "int8 (epochs 1-10), fp32
+    (epochs 11-15)". Epochs logged before records carried the format are skipped.
+    """
+    spans: list[list[Any]] = []  # [format, first epoch, last epoch]
+    for record in history:
+        fmt = record.get("binary_matmul")
+        if fmt is None:
+            continue
+        if spans and spans[-1][0] == fmt:
+            spans[-1][2] = record["epoch"]
+        else:
+            spans.append([fmt, record["epoch"], record["epoch"]])
+    if len(spans) <= 1:
+        return spans[0][0] if spans else current
+    return ", ".join(f"{fmt} (epoch {a})" if a == b else f"{fmt} (epochs {a}-{b})" for fmt, a, b in spans)
+
+
+def warn_if_products_changed(history: list[dict[str, Any]], current: str, asked: str) -> None:
+    """Warn when a resumed run continues with other products than its finished epochs used."""
+    before = history[-1].get("binary_matmul") if history else None
+    if before is not None and before != current:
+        warnings.warn(
+            f"this run resumes with {current} products; its epochs 1-{len(history)} used {before} "
+            f"(train.binary_matmul={asked} resolves per CPU): the forward is exact either way, the gradients differ",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def check_finite(record: dict[str, Any], model: nn.Module) -> None:

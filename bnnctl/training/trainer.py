@@ -106,6 +106,11 @@ class Trainer:
         self.binary_params = quantized_parameters(model)
         self.iteration = 0
 
+    @property
+    def product_format(self) -> str:
+        """The format the +-1 x +-1 products actually use: ``binary_matmul`` where a layer takes it, else fp32."""
+        return self.binary_matmul if self.low_precision_layers else "fp32"
+
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (loss, logits), detached and still on the device."""
         out = self.train_forward(x)
