@@ -9,6 +9,8 @@ and 230-3200 ms in bf16. Run folders record these (``provenance``).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -24,6 +26,7 @@ def _cpuinfo(key: str) -> str | None:
     return None
 
 
+@functools.cache  # the hardware does not change while the process runs
 def cpu_model() -> str | None:
     """The CPU's name, where ``platform.processor()`` is often empty or just the architecture."""
     return _cpuinfo("model name")
@@ -43,11 +46,13 @@ def _cpu_reports(torch_names: tuple[str, ...], flags: tuple[str, ...]) -> bool:
     return bool(_linux_cpu_flags() & set(flags))
 
 
+@functools.cache  # the hardware does not change while the process runs
 def cpu_has_vnni() -> bool:
     """AVX-512 VNNI int8 dot products (what torch checks): what makes ``torch._int_mm`` fast on x86."""
     return _cpu_reports(("_is_vnni_supported", "_is_cpu_support_avx512_vnni", "_is_cpu_support_vnni"), ("avx512_vnni",))
 
 
+@functools.cache  # the hardware does not change while the process runs
 def cpu_has_native_bf16() -> bool:
     """bf16 dot products in hardware (AVX-512 BF16 or AMX); elsewhere oneDNN emulates bf16."""
     bf16 = _cpu_reports(("_is_avx512_bf16_supported", "_is_cpu_support_avx512bf16"), ("avx512_bf16",))

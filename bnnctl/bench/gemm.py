@@ -77,12 +77,12 @@ def _has_int_mm() -> bool:
 def skipped_methods() -> dict[str, str]:
     """Methods left out on this CPU -> why: emulated ones (hundreds of times slower than float32, not worth timing)."""
     skipped = {}
-    capability = torch.backends.cpu.get_cpu_capability()
     if not lowp.cpu_has_native_bf16():
-        skipped["bfloat16"] = f"bf16 is emulated on this CPU ({capability}: no AVX-512 BF16 or AMX)"
+        skipped["bfloat16"] = lowp.bf16_emulated_reason()
     if not _has_int_mm():
         skipped["int8"] = f"torch._int_mm does not run on the CPU in torch {torch.__version__}"
     elif not lowp.cpu_has_vnni():
+        capability = torch.backends.cpu.get_cpu_capability()
         skipped["int8"] = f"int8 products are emulated on this CPU ({capability}: no AVX-512 VNNI)"
     return skipped
 

@@ -72,10 +72,7 @@ def skipped_variants(device: torch.device) -> dict[str, str]:
     exact path where ``auto`` resolves to float32 (it would time ``bnn_fp32`` twice)."""
     skipped = {}
     if device.type == "cpu" and not lowp.cpu_has_native_bf16():
-        skipped["mlp_float_bf16"] = (
-            f"bf16 is emulated on this CPU ({torch.backends.cpu.get_cpu_capability()}: no AVX-512 BF16 or AMX), "
-            "hundreds of times slower per product than float32"
-        )
+        skipped["mlp_float_bf16"] = f"{lowp.bf16_emulated_reason()}, hundreds of times slower per product than float32"
     if lowp.resolve_format("auto", device) == "fp32":
         skipped["bnn_exact"] = (
             f"train.binary_matmul=auto is fp32 on this {device.type} (missing: "

@@ -86,8 +86,7 @@ class Trainer:
         # +-1 x +-1 products in an exact low-precision format (before compiling: the format is baked in).
         self.binary_matmul = resolve_format(cfg.train.binary_matmul, device)
         self.low_precision_layers = set_binary_matmul(model, self.binary_matmul)
-        slow = slow_format_warning(self.binary_matmul, device)
-        if slow is not None and self.low_precision_layers:
+        if self.low_precision_layers and (slow := slow_format_warning(self.binary_matmul, device)) is not None:
             warnings.warn(slow, RuntimeWarning, stacklevel=2)
         self.forward = EagerFallback(model, cfg.train.compile)  # evaluation: this rank alone, no DDP
         # Training steps go through DDP and its gradient hook when the process group is up (data_parallel).
