@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,7 +23,9 @@ def test_train_from_python_is_the_run_the_cli_trains(tmp_path):
     run = bnnctl.train(args)
     cli = json.loads(runner.invoke(app, ["train", *args, "--json"]).stdout)
     summary = run.summary()
-    assert run.path.parent.name == "train" and run.path.name.split("_")[-1] == cli["run_dir"].split("_")[-1]  # one id
+    # one run id; the second folder may carry a "-2" suffix when both start in the same second
+    run_ids = {re.sub(r"-\d+$", "", Path(p).name.split("_")[-1]) for p in (run.path, cli["run_dir"])}
+    assert run.path.parent.name == "train" and len(run_ids) == 1
     for key in ("best_val_acc", "final_test_acc", "final_train_loss", "model_params"):
         assert summary[key] == cli[key]
     assert [r["epoch"] for r in run.metrics() if r["kind"] == "epoch"] == [1, 2]
