@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +13,7 @@ import bnnctl
 import bnnctl.geometry
 from bnnctl.cli import app
 from bnnctl.errors import ConfigError
+from bnnctl.runs import Run, run_id
 
 runner = CliRunner()
 
@@ -23,9 +23,11 @@ def test_train_from_python_is_the_run_the_cli_trains(tmp_path):
     run = bnnctl.train(args)
     cli = json.loads(runner.invoke(app, ["train", *args, "--json"]).stdout)
     summary = run.summary()
-    # one run id; the second folder may carry a "-2" suffix when both start in the same second
-    run_ids = {re.sub(r"-\d+$", "", Path(p).name.split("_")[-1]) for p in (run.path, cli["run_dir"])}
-    assert run.path.parent.name == "train" and len(run_ids) == 1
+    # one run id, named in both folders (the second may add "-2" when both start in the same second)
+    folders = [run.path, Path(cli["run_dir"])]
+    ids = [run_id(Run(folder).config()) for folder in folders]
+    assert run.path.parent.name == "train" and ids[0] == ids[1]
+    assert all(f"_{ids[0]}" in folder.name for folder in folders)
     for key in ("best_val_acc", "final_test_acc", "final_train_loss", "model_params"):
         assert summary[key] == cli[key]
     assert [r["epoch"] for r in run.metrics() if r["kind"] == "epoch"] == [1, 2]
