@@ -29,11 +29,12 @@ run: setup
 test: setup
 	$(BIN)/pytest -q
 
-# Lint, format and layering checks (CI runs them before the tests).
+# Lint, format, layering and type checks (CI runs them before the tests).
 lint: setup
 	$(BIN)/ruff check bnnctl tests
 	$(BIN)/ruff format --check bnnctl tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"

@@ -1,14 +1,32 @@
 """bnnctl: an experiment runner for binary neural networks.
 
 The library (everything here except ``cli/``) never imports the command line;
-the CLI is a thin layer that composes configs, calls the library and prints.
-The same commands from Python: ``bnnctl.train``, ``bnnctl.ablate``, ``bnnctl.report``
-and ``bnnctl.geometry.angles`` (see ``bnnctl.api``).
+the CLI parses, calls one function of ``bnnctl.api`` and prints. The same
+functions are here for scripts and notebooks: ``bnnctl.train``, ``bnnctl.ablate``,
+``bnnctl.run_study``, ``bnnctl.report`` and the rest of ``bnnctl.api.__all__``.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
-_API = ("train", "ablate", "report")  # bnnctl.api, imported when first used: `import bnnctl` stays light
+# bnnctl.api's names, imported when first used so that `import bnnctl` stays light (no torch).
+# No subpackage shares one of these names, so an import of a subpackage never hides them.
+_API = (
+    "ablate",
+    "ablate_table",
+    "bench_gemm",
+    "bench_infer",
+    "bench_train",
+    "compare",
+    "evaluate",
+    "evaluate_packed",
+    "export",
+    "report",
+    "run_study",
+    "runs_ls",
+    "runs_migrate",
+    "study_names",
+    "train",
+)
 
 
 def __getattr__(name: str):

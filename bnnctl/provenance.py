@@ -66,7 +66,7 @@ def _git_commit() -> dict[str, Any]:
 
 def environment(device: str | None = None) -> dict[str, Any]:
     """What a reader needs to reproduce the run: versions, commit, machine, device."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

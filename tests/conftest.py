@@ -3,41 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from bnnctl.config import TrainConfig, compose_train
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def tiny(*overrides: str) -> TrainConfig:
-    """The debug=tiny config (synthetic data, 64 units, eager, CPU) plus overrides."""
-    return compose_train(["debug=tiny", *overrides])
-
-
-def default_sigint() -> None:
-    """In the child: SIGINT at its default, as a terminal's foreground job has it.
-
-    A suite started in the background by a non-interactive shell (``pytest &``)
-    runs with SIGINT ignored, and children inherit an ignored signal: the
-    Ctrl-C tests would then test nothing and hang.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def fashion_root() -> str | None:
-    """A folder holding Fashion-MNIST, or None."""
-    candidates = [os.environ.get("BNNCTL_DATA"), str(SHARED_DATA)]
-    for root in filter(None, candidates):
-        if (Path(root) / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-            return root
-    if Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
-        return "/usr/share/datasets/fashion-mnist"
-    return None
+from helpers import fashion_root
 
 
 @pytest.fixture
@@ -54,3 +24,17 @@ def fashion():
 @pytest.fixture
 def runs_dir(tmp_path) -> Path:
     return tmp_path / "runs"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: elsewhere they are skipped, saying so (never failed, never silently passed)."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is False here)")
+    for item in gpu_tests:
+        item.add_marker(skip)

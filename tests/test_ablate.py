@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bnnctl.api import ablate_table
 from bnnctl.cli import app
-from bnnctl.config import load_grid, load_launcher
+from bnnctl.config.load import load_grid, load_launcher
 from bnnctl.errors import ConfigError, RunError
-from bnnctl.report.grid_tables import write_grid_results
-from bnnctl.report.tables import latex_escape, t_interval
-from bnnctl.sweep.grid import GridLock, expand_cells, plan_grid, run_grid, split_grid_args
-from conftest import default_sigint
+from bnnctl.reporting.tables import latex_escape, t_interval
+from bnnctl.sweep import GridLock, expand_cells, plan_grid, run_grid, split_grid_args
+from helpers import default_sigint
 
 runner = CliRunner()
 # Everything but wall time is a function of the run folders: these columns must match across reruns.
@@ -176,7 +176,7 @@ def local_reference(tmp_path_factory) -> pd.DataFrame:
     plan = plan_grid(load_grid(str(write_grid(tmp))), [f"runs_dir={tmp}"])
     result = run_grid(plan, load_launcher(["launcher.workers=2", "launcher.threads=1"]))
     assert result.ok and len(result.done) == 8 and not result.skipped
-    write_grid_results(plan.grid_dir)
+    ablate_table(plan.grid_dir)
     return table(plan.grid_dir)
 
 
@@ -205,7 +205,7 @@ def test_cluster_launchers_reproduce_the_local_table(tmp_path, launcher, local_r
     result = run_grid(plan, load_launcher(launcher))
     assert result.ok, result.failed
     assert len(result.done) == 8
-    write_grid_results(plan.grid_dir)
+    ablate_table(plan.grid_dir)
     pd.testing.assert_frame_equal(table(plan.grid_dir), local_reference)
 
 
@@ -291,7 +291,7 @@ def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_
     assert grid.ok and grid.concurrency == "1 at once x 1 threads"
     speeds = [outcome.summary["samples_per_s"] for _, outcome in grid.done]
     assert 0 < grid.samples_per_s < max(speeds)  # one worker: below its fastest run's own pace (set-up, evaluation)
-    write_grid_results(plan.grid_dir)
+    ablate_table(plan.grid_dir)
     for name in ("results.csv", "table.md", "table.tex", "curves.png"):
         (plan.grid_dir / name).unlink()
     result = runner.invoke(app, ["ablate", "table", str(plan.grid_dir)])
@@ -308,7 +308,7 @@ def test_table_command_rebuilds_every_file_with_the_report_beside_each_cell(tmp_
 
 
 def test_the_footer_names_the_product_formats_only_where_runs_differ():
-    from bnnctl.report.grid_tables import products_footer
+    from bnnctl.reporting.grid_tables import products_footer
 
     per_seed = pd.DataFrame(
         {
@@ -326,14 +326,23 @@ def test_the_footer_names_the_product_formats_only_where_runs_differ():
     assert products_footer(per_seed.drop(columns="binary_matmul")) == ""
 
 
-def test_the_report_page_carries_both_footer_lines(tmp_path):
-    from bnnctl.report.html import _footer
+def test_the_report_page_gets_both_footer_lines_from_the_tables_not_from_markdown(tmp_path):
+    from bnnctl.reporting.grid_tables import GridTables, products_footer, throughput_footer
 
-    (tmp_path / "table.md").write_text(
-        "caption\n\n| a |\n| 1 |\n\nThroughput: fast.\n\nProducts of the +-1 layers: mixed.\n"
+    per_seed = pd.DataFrame(
+        {
+            "order": [0, 1],
+            "cell": ["none", "W"],
+            "status": ["done", "done"],
+            "binary_matmul": ["int8", "fp32"],
+            "samples_per_s": [100.0, 300.0],
+            "wall_time_s": [3600.0, 3600.0],
+        }
     )
-    assert _footer(tmp_path) == "Throughput: fast. Products of the +-1 layers: mixed."
-    assert _footer(tmp_path / "nowhere") == ""
+    tables = GridTables(tmp_path, {"grid": {}}, per_seed, pd.DataFrame(), pd.DataFrame())
+    assert tables.footer == f"{throughput_footer(per_seed)} {products_footer(per_seed).strip()}"
+    assert tables.footer.startswith("Throughput: a run trained at 200 samples/s (median of 2 runs, 100-300)")
+    assert tables.footer.endswith("fp32 in 1 run (W); int8 in 1 run (none).")
 
 
 def test_table_of_a_folder_that_is_not_a_grid_is_a_one_line_error(tmp_path):

@@ -14,7 +14,7 @@ import torch
 from bnnctl.nn import build_model
 from bnnctl.training import Trainer
 from bnnctl.training.adam_clip import adam_clip_step_, can_fuse
-from conftest import tiny
+from helpers import tiny
 
 
 def _params(sizes, seed=0):

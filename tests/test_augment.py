@@ -5,7 +5,7 @@ import torch
 
 from bnnctl.data.augment import AugmentSpec, augment_batch
 from bnnctl.training import fit
-from conftest import tiny
+from helpers import tiny
 
 
 def blob_batch(low: float = -1.0, high: float = 1.0, n: int = 16) -> torch.Tensor:

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
-from bnnctl.config import compose_train, load_grid, load_launcher
+from bnnctl.config.load import compose_train, load_grid, load_launcher
 from bnnctl.runs import create_run
-from bnnctl.sweep.grid import plan_grid, run_grid
+from bnnctl.sweep import plan_grid, run_grid
 from bnnctl.training import TrainObserver, train_into
 
 runner = CliRunner()

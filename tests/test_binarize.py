@@ -200,7 +200,7 @@ def test_hadamard_blocks_conv_activations_along_the_width():
 
 
 def test_hadamard_per_layer_beta_gives_each_layer_its_entry():
-    from bnnctl.config import compose_train
+    from bnnctl.config.load import compose_train
     from bnnctl.nn import build_model
 
     cfg = compose_train(

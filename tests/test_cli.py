@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
-from conftest import default_sigint
+from helpers import default_sigint
 
 runner = CliRunner()
 

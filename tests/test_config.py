@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from bnnctl.config import compose_train, group_options, load_yaml, to_yaml
+from bnnctl.config import group_options, to_yaml
+from bnnctl.config.load import compose_train, load_yaml
 from bnnctl.config.schema import LoopConfig, TrainConfig
 from bnnctl.errors import ConfigError
 from bnnctl.nn.binarize import IDENTITY, SteSign, StochasticSign, make_binarizer
@@ -27,8 +28,7 @@ def test_option_files_state_only_what_differs_from_the_schema(group):
     from omegaconf import OmegaConf
 
     from bnnctl.config import conf_dir
-    from bnnctl.config.schema import DataConfig, ModelConfig, OptimizerConfig
-    from bnnctl.config.sweep import LauncherConfig
+    from bnnctl.config.schema import DataConfig, LauncherConfig, ModelConfig, OptimizerConfig
 
     schemas = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig, "launcher": LauncherConfig}
     default = OmegaConf.to_container(OmegaConf.structured(schemas[group]), enum_to_str=True)

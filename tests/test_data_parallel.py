@@ -14,11 +14,12 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from bnnctl.distributed.ddp import DistributedError
 from bnnctl.distributed.launch import LocalWorld, Rank
 from bnnctl.runs import create_run, open_run
 from bnnctl.training import train_into
-from bnnctl.training.data_parallel import DistributedError, fit_data_parallel
-from tests.conftest import tiny
+from bnnctl.training.fit import fit_data_parallel
+from helpers import tiny
 
 # fp32 products: the int8 path's backward rounds each rank's weight gradient to bf16 before averaging,
 # which one process does once for the whole batch (a difference of rounding, not of method).

@@ -10,7 +10,7 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
-from bnnctl.config.geometry import load_geometry
+from bnnctl.config.load import load_geometry
 from bnnctl.errors import ConfigError, RunError
 from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, run_angles, ternary_theory_deg
 from bnnctl.geometry.weight_angles import weight_angles

@@ -11,10 +11,10 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
-from bnnctl.config import load_grid, load_launcher
+from bnnctl.config.load import load_grid, load_launcher
 from bnnctl.errors import ConfigError
-from bnnctl.report.attribution import Contrast
-from bnnctl.sweep.grid import expand_cells, plan_grid, run_grid
+from bnnctl.reporting.attribution import Contrast
+from bnnctl.sweep import expand_cells, plan_grid, run_grid
 
 runner = CliRunner()
 FIXED = "[debug=tiny, model.width=16, train.epochs=1]"

@@ -11,11 +11,11 @@ import torch.nn as nn
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
-from bnnctl.config import compose_train
+from bnnctl.config.load import compose_train
 from bnnctl.geometry.distributions import relative_l2, wasserstein_1, weight_distributions
 from bnnctl.nn import Binarize, BinaryLinear, build_model, layer_sizes, model_size_bytes
 from bnnctl.nn.binarize import Hadamard
-from bnnctl.report.plots import plot_grid_heatmap
+from bnnctl.reporting.plots import plot_grid_heatmap
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from bnnctl.config import load_launcher
+from bnnctl.config.load import load_launcher
 from bnnctl.errors import ConfigError
 from bnnctl.sweep.launchers import LAUNCHERS, TaskResult, make_launcher, split_cores
 

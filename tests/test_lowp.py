@@ -7,14 +7,15 @@ import warnings
 import pytest
 import torch
 
-from bnnctl.config import compose_train
+from bnnctl.config.load import compose_train
 from bnnctl.errors import ConfigError
 from bnnctl.nn import build_model
 from bnnctl.nn.binarize import make_binarizer
 from bnnctl.nn.layers import Binarize, BinaryLinear
-from bnnctl.nn.lowp import exact_linear, integer_input_layers, resolve_format, set_binary_matmul
+from bnnctl.nn.lowp import exact_linear, resolve_format
+from bnnctl.nn.products import integer_input_layers, set_binary_matmul
 from bnnctl.training import Trainer
-from conftest import tiny
+from helpers import tiny
 
 CPU = torch.device("cpu")
 
@@ -79,7 +80,7 @@ def test_with_dropout_in_training_the_int8_forward_equals_float32_bit_for_bit(ov
 
 
 def test_only_dropouts_whose_scale_is_a_small_power_of_two_keep_integers():
-    from bnnctl.nn.lowp import dropout_keeps_integers
+    from bnnctl.nn.products import dropout_keeps_integers
 
     assert all(dropout_keeps_integers(p) for p in (0.0, 0.5, 0.75, 0.875, 63 / 64))  # scales 1, 2, 4, 8, 64
     assert not any(dropout_keeps_integers(p) for p in (0.2, 0.3, 0.6, 127 / 128, 1.0, -0.5))

@@ -14,7 +14,7 @@ from bnnctl.nn import (
 )
 from bnnctl.nn.binarize import sign
 from bnnctl.nn.losses import square_hinge_loss
-from conftest import tiny
+from helpers import tiny
 
 
 def test_binary_linear_computes_with_the_sign_of_its_latent_weights_exactly():

@@ -10,14 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnnctl.errors import PackError
+from bnnctl.kernels.bits import from_panels, pack_bits, pack_signs, to_panels, unpack_bits, unpack_signs
+from bnnctl.kernels.intrinsics import popcount64
+from bnnctl.kernels.xnor import NR, xnor_gemm, xnor_gemm_rows
 from bnnctl.nn import build_model
 from bnnctl.nn.binarize import Hadamard
-from bnnctl.packed.bits import from_panels, pack_bits, pack_signs, to_panels, unpack_bits, unpack_signs
 from bnnctl.packed.export import load_packed, pack_model, save_packed
 from bnnctl.packed.hadamard import BlockLayout, hadamard_gemm, hadamard_pack, hadamard_panels
-from bnnctl.packed.kernels import NR, popcount64, xnor_gemm, xnor_gemm_rows
 from bnnctl.packed.thresholds import NotAStep, fold
-from conftest import tiny
+from helpers import tiny
 
 
 def signs(rng: np.random.Generator, *shape: int) -> np.ndarray:

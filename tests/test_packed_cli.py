@@ -12,7 +12,7 @@ from bnnctl.cli import app
 from bnnctl.nn import build_model
 from bnnctl.nn.size import model_size_bytes
 from bnnctl.packed.export import pack_model, save_packed
-from conftest import tiny
+from helpers import tiny
 
 runner = CliRunner()
 

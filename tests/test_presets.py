@@ -2,10 +2,11 @@
 
 import pytest
 
-from bnnctl.config import group_options, load_grid, load_launcher
-from bnnctl.sweep.grid import plan_grid, run_grid
+from bnnctl.config import group_options
+from bnnctl.config.load import load_grid, load_launcher
+from bnnctl.sweep import plan_grid, run_grid
 from bnnctl.training import fit
-from conftest import tiny
+from helpers import tiny
 
 SHORT = ["train.epochs=1", "train.max_steps_per_epoch=3", "model.width=32", "model.width_mult=0.125"]
 

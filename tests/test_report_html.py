@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bnnctl.api import ablate, train
+from bnnctl.api import ablate, report, train
 from bnnctl.cli import app
-from bnnctl.report.html import png_size, write_report
+from bnnctl.reporting.html import png_size
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -117,7 +117,7 @@ def test_a_run_and_a_study_get_their_own_pages(tmp_path):
 def test_a_published_grid_copy_without_its_runs_still_reports_its_table(tmp_path):
     published = REPO / "docs" / "results" / "ablation" / "clip_dropout_fashion_5ep"
     out = tmp_path / "report.html"
-    assert write_report(published, out) == out
+    assert report(published, out).page == out
     page = Page(out.read_text())
     assert next(t for t in page.tables if t["section"] == "Cells")["rows"] == 8
     assert [i["data-name"] for i in page.images] == ["curves.png"]

@@ -9,14 +9,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bnnctl.config import compose_train
+from bnnctl.config.load import compose_train
 from bnnctl.data import load_dataset
 from bnnctl.data.tensors import MNIST_MEAN, MNIST_STD, scale_pixels
 from bnnctl.nn import BinaryLinear, EvalDropout, build_model, make_binarizer
 from bnnctl.nn.binarize import OutputSet
 from bnnctl.runs import cell_id, run_id
 from bnnctl.training.trainer import Trainer
-from conftest import tiny
+from helpers import tiny
 
 REPORT = ("experiment=blu_report", "debug=tiny")
 

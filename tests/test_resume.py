@@ -15,14 +15,14 @@ import torch
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
-from bnnctl.config import compose_train, load_grid, load_launcher
+from bnnctl.config.load import compose_train, load_grid, load_launcher
 from bnnctl.errors import RunError
 from bnnctl.runs import RESUME, Run, create_run
-from bnnctl.sweep.grid import CellTask, EpochWatch, GridObserver, plan_grid, run_cell, run_grid
+from bnnctl.sweep import CellTask, EpochWatch, GridObserver, plan_grid, run_cell, run_grid
 from bnnctl.sweep.launchers import ThreadedCall
 from bnnctl.training import TrainObserver, train_into
 from bnnctl.training.resume import can_resume
-from conftest import default_sigint
+from helpers import default_sigint
 
 runner = CliRunner()
 # Every random stream a step draws from: stochastic sign, dropout, augmentation, shuffling; plus periodic validation.

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from bnnctl.api import ablate_table
 from bnnctl.cli import app
-from bnnctl.config import load_grid
-from bnnctl.report.grid_tables import write_grid_results
-from bnnctl.report.runs_table import collect_runs
+from bnnctl.config.load import load_grid
+from bnnctl.reporting.runs_table import collect_runs
 from bnnctl.runs import Run, Status, read_manifest
-from bnnctl.sweep.grid import plan_grid
+from bnnctl.sweep import plan_grid
 from bnnctl.sweep.migrate import migrate_runs
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy_v1"
@@ -79,7 +79,7 @@ def test_migrated_grid_resumes_with_nothing_to_train_and_the_same_table(legacy_r
     assert '"renamed": 4' in result.stdout
     assert plan_grid(load_grid(grid_file), [*LEGACY_GRID_OVERRIDES, f"runs_dir={legacy_runs}"]).pending() == []
     assert read_manifest(grid)["schema"] == 2 and (grid / "grid.v1.yaml").is_file()
-    pd.testing.assert_frame_equal(write_grid_results(grid)["table"][DETERMINISTIC], before)
+    pd.testing.assert_frame_equal(ablate_table(grid).tables.table[DETERMINISTIC], before)
     assert migrate_runs(legacy_runs)[0].skipped == "already at schema 2"  # a second migration changes nothing
 
 

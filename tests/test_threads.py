@@ -5,9 +5,9 @@ import sys
 
 PROBE = """
 import torch, numba
-from bnnctl.threads import use_threads
+from bnnctl.kernels.threads import use_threads
 use_threads(1)
-from bnnctl.distributed.kernels import sign_message
+from bnnctl.kernels.compress import sign_message
 sign_message(torch.randn(10_000), None, 64)   # numba's first parallel kernel: starts its OpenMP layer
 print(torch.get_num_threads(), numba.get_num_threads(), numba.threading_layer())
 """

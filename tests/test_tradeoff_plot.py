@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from bnnctl.report.grid_tables import grid_caption
-from bnnctl.report.plots import plot_accuracy_vs_bytes, tradeoff_points
+from bnnctl.reporting.grid_tables import grid_caption
+from bnnctl.reporting.plots import plot_accuracy_vs_bytes, tradeoff_points
 
 MANIFEST = {
     "grid": {

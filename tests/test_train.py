@@ -6,13 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bnnctl.config import OptimizerConfig, load_yaml
+from bnnctl.config import OptimizerConfig
+from bnnctl.config.load import load_yaml
 from bnnctl.errors import RunError
 from bnnctl.nn import BinaryLinear
 from bnnctl.runs import Run, create_run, load_trained, open_run
 from bnnctl.training import evaluate_run, fit, train_into
 from bnnctl.training.optim import clip_, glorot_lr_scale, lr_at_epoch
-from conftest import tiny
+from helpers import tiny
 
 LEGACY_TRAIN_RUN = next((Path(__file__).parent / "fixtures" / "legacy_v1" / "train").iterdir())
 
@@ -222,13 +223,22 @@ def test_bnn_learns_real_fashion_mnist(runs_dir, fashion):
     assert summary["final_test_acc"] > 0.75  # a 512-wide BNN after one epoch; chance is 0.10
 
 
-def test_cpu_training_flushes_denormals_to_zero():
+def test_cpu_training_flushes_denormals_to_zero_while_it_trains_and_restores_after():
+    from bnnctl.process import denormals_flushed
+    from bnnctl.training import TrainObserver
+
+    class Probe(TrainObserver):
+        seen: list[bool] = []
+
+        def on_epoch_end(self, record):
+            self.seen.append(denormals_flushed())
+
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode")
-    denormal = torch.tensor([1e-39], dtype=torch.float32)
     try:
-        assert (denormal * 1.0).item() != 0.0  # off: the denormal survives
-        fit(tiny("train.epochs=1", "train.max_steps_per_epoch=1"))
-        assert (denormal * 1.0).item() == 0.0  # training turned flushing on
+        assert not denormals_flushed()  # off: a denormal survives
+        fit(tiny("train.epochs=1", "train.max_steps_per_epoch=1"), observer=Probe())
+        assert Probe.seen == [True]  # training flushed them
+        assert not denormals_flushed()  # and left the process as it found it
     finally:
-        torch.set_flush_denormal(True)
+        torch.set_flush_denormal(False)

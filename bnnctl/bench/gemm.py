@@ -3,10 +3,10 @@
 Methods, each on the same +-1 operands A (M, K) and W (N, K), weights prepared
 once as a deployed model would hold them:
 
-* ``packed``: ``kernels.xnor_gemm`` on pre-packed activations;
+* ``packed``: ``kernels.xnor.xnor_gemm`` on pre-packed activations;
 * ``packed+pack``: the same, packing the float activations first (what a
   layer fed by a float op pays);
-* ``packed_rows``: the unblocked form (``kernels.xnor_gemm_rows``), to show
+* ``packed_rows``: the unblocked form (``kernels.xnor.xnor_gemm_rows``), to show
   what register blocking buys;
 * ``float32``: ``torch.mm``, PyTorch's default CPU path (MKL);
 * ``float32_onednn``: oneDNN's inner product (``torch._C._nn.mkldnn_linear``,
@@ -23,7 +23,7 @@ equal) before anything is timed. Ops are counted as a float GEMM's: 2MNK.
 ``--sizes``: square M = K = N, time per product of ``packed``, the Hadamard
 block product (``hadamard_block``, beta = 16), ``float32``,
 ``float32_onednn``, and apart from them the textbook triple loop (``naive``,
-the post's "classical" CMMA, only up to ``naive_max``: it takes minutes beyond).
+the post's "classical" CMMA, ``kernels.naive``, only up to ``naive_max``: it takes minutes beyond).
 """
 
 from __future__ import annotations
@@ -32,31 +32,17 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from numba import njit, prange
 
 from bnnctl.bench.timing import interleaved_medians
+from bnnctl.kernels.bits import pack_signs, to_panels
+from bnnctl.kernels.hadamard import hadamard_gemm, hadamard_panels
+from bnnctl.kernels.naive import naive_matmul
+from bnnctl.kernels.xnor import NR, aligned_copy, xnor_gemm, xnor_gemm_rows
 from bnnctl.nn import lowp
-from bnnctl.packed.bits import pack_signs, to_panels
-from bnnctl.packed.hadamard import hadamard_gemm, hadamard_pack, hadamard_panels
-from bnnctl.packed.kernels import NR, aligned_copy, xnor_gemm, xnor_gemm_rows
+from bnnctl.packed.hadamard import hadamard_pack
 
 REFERENCE = "float32_onednn"
 DEFAULT = "float32"
-
-
-@njit(parallel=True, cache=True)
-def naive_matmul(a, b):
-    """C = A B by the textbook triple loop (i, j, k), one thread per row block: the "classical" baseline."""
-    m, k = a.shape
-    n = b.shape[1]
-    c = np.zeros((m, n), dtype=np.float32)
-    for i in prange(m):
-        for j in range(n):
-            acc = np.float32(0.0)
-            for t in range(k):
-                acc += a[i, t] * b[t, j]
-            c[i, j] = acc
-    return c
 
 
 def _operands(m: int, k: int, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 SETTLE_S = 0.002
 
@@ -27,7 +27,7 @@ def calls_per_sample(fn: Callable[[], object], min_sample_s: float) -> int:
 
 
 def interleaved_medians(
-    methods: dict[str, Callable[[], object]], rounds: int, min_sample_s: float = 0.02
+    methods: Mapping[str, Callable[[], object]], rounds: int, min_sample_s: float = 0.02
 ) -> dict[str, float]:
     """Median seconds per call of each method, timed round-robin over ``rounds`` rounds."""
     counts = {name: calls_per_sample(fn, min_sample_s) for name, fn in methods.items()}

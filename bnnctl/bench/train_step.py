@@ -30,9 +30,10 @@ from typing import Any, Callable
 import torch
 
 from bnnctl.bench.timing import interleaved_medians
-from bnnctl.config import compose_train
+from bnnctl.config.load import compose_train
 from bnnctl.nn import build_model, lowp
-from bnnctl.training import Trainer, resolve_device, tune_cpu
+from bnnctl.process import computing
+from bnnctl.training import Trainer, resolve_device
 
 VARIANTS = {  # name -> (`bnnctl train` overrides, bf16 autocast)
     "mlp_float": (["model=mlp_float", "train.binary_matmul=fp32"], False),
@@ -92,8 +93,19 @@ def bench_train_step(
 ) -> dict[str, Any]:
     """Step time and samples/s of each variant at each batch size, and each one's ratio to the float32 float MLP."""
     torch_device = resolve_device(device)
-    if torch_device.type == "cpu":
-        tune_cpu()  # as bnnctl train does
+    with computing(flush_denormals=torch_device.type == "cpu"):  # as bnnctl train does; restored after
+        return _bench(batch_sizes, width, rounds, warmup, compile_model, torch_device, progress)
+
+
+def _bench(
+    batch_sizes: tuple[int, ...],
+    width: int,
+    rounds: int,
+    warmup: int,
+    compile_model: bool,
+    torch_device: torch.device,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
     skipped = skipped_variants(torch_device)
     variants = {name: spec for name, spec in VARIANTS.items() if name not in skipped}
     trainers = {}

@@ -10,6 +10,10 @@ from bnnctl.cli.app import app
 
 
 def main() -> None:
+    """The ``bnnctl`` program: a process that owns itself keeps freed memory for reuse (``bnnctl.process``)."""
+    from bnnctl.process import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()
     app()
 
 

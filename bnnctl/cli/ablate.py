@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
+from contextlib import closing
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
@@ -19,15 +19,14 @@ from bnnctl.cli.common import (
     options,
     out,
     print_frame,
+    records,
     say,
 )
-from bnnctl.errors import ConfigError
 
 
-def _print_grid_table(results: dict[str, Any], title: str) -> None:
-    print_frame(results["display"], title)
-    grid = results["manifest"]["grid"]
-    source = (grid.get("reference") or {}).get("source")
+def _print_grid_table(tables, title: str) -> None:
+    print_frame(tables.display, title)
+    source = (tables.grid.get("reference") or {}).get("source")
     out.print(
         "mean ± half-width of the 95% t-interval over seeds" + (f"; report: {source}" if source else ""),
         markup=False,
@@ -35,8 +34,9 @@ def _print_grid_table(results: dict[str, Any], title: str) -> None:
     )
 
 
-def _grid_json(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return json.loads(results["table"].to_json(orient="records"))
+def _say_wrote(files) -> None:
+    for path in files:
+        say(f"wrote {path}")
 
 
 @ablate_app.command(
@@ -58,62 +58,58 @@ def ablate_grid(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train every cell x seed of a grid (skipping those already DONE), then write its table and figure."""
-    with errors(
+    from bnnctl.api import ablate
+    from bnnctl.cli.progress import grid_observer
+
+    kept = (
         "finished cells are kept; run the same command again to train only the missing ones "
         "(a cut-off cell continues from its last finished epoch)"
-    ):
-        from bnnctl.cli.progress import grid_observer
-        from bnnctl.config import load_grid, load_launcher
-        from bnnctl.report.grid_tables import write_grid_results
-        from bnnctl.sweep.grid import plan_grid, run_grid, split_grid_args
+    )
+    args = list(args or [])
+    name, overrides = (args[0], args[1:]) if args and "=" not in args[0] else ("clip_dropout", args)
+    with errors(kept), closing(grid_observer()) as observer:
+        result = ablate(name, overrides, observer=observer)
+    _say_grid_training(result)
+    if json_output:
+        emit_json(_grid_json(result))
+    else:
+        _print_grid_table(result.tables, f"grid {result.tables.grid['name']} ({result.grid_dir})")
+    for f in result.failed:
+        say(f"failed: {f['cell']} seed {f['seed']}: {f['error']} (traceback in {f['run_dir']}/error.txt)")
+    if result.failed:
+        raise typer.Exit(EXIT_CELLS_FAILED)
 
-        name, grid_overrides, launcher_overrides, cell_overrides = split_grid_args(list(args or []))
-        grid = load_grid(name, grid_overrides)
-        launcher = load_launcher(launcher_overrides)
-        plan = plan_grid(grid, cell_overrides)
-        observer = grid_observer()
-        try:
-            result = run_grid(plan, launcher, observer)
-        finally:
-            observer.close()
-        results = write_grid_results(plan.grid_dir)
-        for task, moved in result.damaged:
-            say(f"{task.key}: its finished folder could not be read; set aside as {moved} and trained again")
-        if result.shared:
-            say(
-                f"{len(result.shared)} runs copied from other grids' finished twins (shared_from.txt names each source)"
-            )
-        for path in results["files"]:
-            say(f"wrote {path}")
-        if result.done:
-            say(
-                f"trained {len(result.done)} runs in {result.wall_s:.0f} s ({result.concurrency}): "
-                f"{result.samples_per_s:.0f} training samples/s for the grid"
-            )
-        failed = [{"cell": t.cell.label, "seed": t.seed, "run_dir": t.run_dir, "error": e} for t, e in result.failed]
-        if json_output:
-            emit_json(
-                {
-                    "grid": grid.name,
-                    "grid_dir": str(plan.grid_dir),
-                    "runs": len(plan.tasks),
-                    "skipped": len(result.skipped),
-                    "shared": [{"run_dir": t.run_dir, "from": str(src)} for t, src in result.shared],
-                    "trained": len(result.done),
-                    "wall_s": result.wall_s,
-                    "samples_per_s": result.samples_per_s,
-                    "concurrency": result.concurrency,
-                    "failed": failed,
-                    "table": _grid_json(results),
-                    "files": [str(p) for p in results["files"]],
-                }
-            )
-        else:
-            _print_grid_table(results, f"grid {grid.name} ({plan.grid_dir})")
-        for f in failed:
-            say(f"failed: {f['cell']} seed {f['seed']}: {f['error']} (traceback in {f['run_dir']}/error.txt)")
-        if failed:
-            raise typer.Exit(EXIT_CELLS_FAILED)
+
+def _say_grid_training(result) -> None:
+    training = result.training
+    for task, moved in training.damaged:
+        say(f"{task.key}: its finished folder could not be read; set aside as {moved} and trained again")
+    if training.shared:
+        say(f"{len(training.shared)} runs copied from other grids' finished twins (shared_from.txt names each source)")
+    _say_wrote(result.files)
+    if training.done:
+        say(
+            f"trained {len(training.done)} runs in {training.wall_s:.0f} s ({training.concurrency}): "
+            f"{training.samples_per_s:.0f} training samples/s for the grid"
+        )
+
+
+def _grid_json(result) -> dict:
+    training = result.training
+    return {
+        "grid": result.tables.grid["name"],
+        "grid_dir": str(result.grid_dir),
+        "runs": len(training.plan.tasks),
+        "skipped": len(training.skipped),
+        "shared": [{"run_dir": t.run_dir, "from": str(src)} for t, src in training.shared],
+        "trained": len(training.done),
+        "wall_s": training.wall_s,
+        "samples_per_s": training.samples_per_s,
+        "concurrency": training.concurrency,
+        "failed": result.failed,
+        "table": records(result.cells),
+        "files": [str(p) for p in result.files],
+    }
 
 
 @ablate_app.command("table")
@@ -125,20 +121,20 @@ def ablate_table(
     """Rebuild a grid's table (CSV, Markdown, LaTeX) and curves figure from its run folders.
 
     A damaged run folder is a row of runs.csv with status damaged and its reason; the table counts the others.
+    Tables of more finished runs than the folder holds (a published copy) are never overwritten: exit 2.
     """
-    with errors():
-        from bnnctl.report.grid_tables import write_grid_results
+    from bnnctl.api import ablate_table as rebuild
 
-        results = write_grid_results(grid_dir)
-        for path in results["files"]:
-            say(f"wrote {path}")
-        if json_output:
-            emit_json(
-                {"grid_dir": str(grid_dir), "table": _grid_json(results), "files": [str(p) for p in results["files"]]}
-            )
-        else:
-            _print_grid_table(results, f"grid {results['manifest']['grid']['name']} ({grid_dir})")
-        fail_if_damaged(results["per_seed"], strict)
+    with errors():
+        result = rebuild(grid_dir)
+    _say_wrote(result.files)
+    if json_output:
+        emit_json(
+            {"grid_dir": str(grid_dir), "table": records(result.tables.table), "files": [str(p) for p in result.files]}
+        )
+    else:
+        _print_grid_table(result.tables, f"grid {result.tables.grid['name']} ({grid_dir})")
+    fail_if_damaged(result.tables.per_seed, strict)
 
 
 @ablate_app.command("compare")
@@ -154,23 +150,19 @@ def ablate_compare(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Grids side by side (e.g. the report's recipe beside a correct BNN) with the published values."""
-    with errors():
-        from bnnctl.report.compare import write_comparison
-        from bnnctl.report.grid_tables import ACCURACIES
+    from bnnctl.api import compare
 
-        if metric not in ACCURACIES:
-            raise ConfigError(f"--metric must be one of {', '.join(ACCURACIES)}, got {metric!r}")
-        results = write_comparison(grid_dirs, out_dir, metric)
-        for path in results["files"]:
-            say(f"wrote {path}")
-        if json_output:
-            emit_json(
-                {
-                    "grids": results["grids"],
-                    "metric": metric,
-                    "table": json.loads(results["table"].to_json(orient="records")),
-                    "files": [str(p) for p in results["files"]],
-                }
-            )
-        else:
-            print_frame(results["display"], f"{metric} by cell")
+    with errors():
+        results = compare(grid_dirs, out_dir, metric)
+    _say_wrote(results["files"])
+    if json_output:
+        emit_json(
+            {
+                "grids": results["grids"],
+                "metric": metric,
+                "table": records(results["table"]),
+                "files": [str(p) for p in results["files"]],
+            }
+        )
+    else:
+        print_frame(results["display"], f"{metric} by cell")

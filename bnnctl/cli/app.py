@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import typer
@@ -25,11 +26,19 @@ class OneLineErrors(TyperGroup):
     whatever stderr is; bnnctl's errors are one line that names what is wrong.
     """
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
-            returned = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            returned = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except _clicks.NoArgsIsHelpError as exc:
             exc.show()  # the help text, as a bare `bnnctl` or `bnnctl runs` asks for
             sys.exit(exc.exit_code)
@@ -66,6 +75,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False,
         "--version",
@@ -86,7 +96,7 @@ def _root(
     """
     from bnnctl.cli.common import Settings
 
-    Settings.quiet = quiet
+    ctx.obj = Settings(quiet=quiet)
 
 
 runs_app = typer.Typer(help="Inspect and upgrade run folders.", no_args_is_help=True)

@@ -10,7 +10,17 @@ from rich.table import Table
 
 from bnnctl.cli.app import bench_app
 from bnnctl.cli.common import JSON_HELP, emit_json, errors, out, print_frame, say
-from bnnctl.errors import BnnctlError
+from bnnctl.errors import ConfigError
+
+ROUNDS_HELP = "Interleaved rounds; figures are medians over them."
+
+
+def _ints(text: str, option: str) -> list[int]:
+    """'100,256' -> [100, 256]; one line naming the option otherwise."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option}: expected positive integers separated by commas, got {text!r}") from None
 
 
 @bench_app.command("train")
@@ -19,7 +29,7 @@ def bench_train(
         "100,256", "--batch-sizes", help="Mini-batch sizes, comma-separated (the BNN paper's MNIST batch is 100)."
     ),
     width: int = typer.Option(4096, help="Hidden width of every MLP (3 hidden layers)."),
-    rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    rounds: int = typer.Option(7, help=ROUNDS_HELP),
     warmup: int = typer.Option(3, help="Untimed steps first (compilation happens here)."),
     compile_model: bool = typer.Option(True, "--compile/--no-compile", help="torch.compile every model."),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
@@ -29,16 +39,11 @@ def bench_train(
 
     Each ratio is a step time over the float32 float MLP's at the same batch size.
     """
-    with errors():
-        from bnnctl.bench.train_step import bench_train_step
+    from bnnctl import api
 
-        sizes = _ints(batch_sizes, "--batch-sizes")
-        _at_least(1, **{"--width": width, "--rounds": rounds})
-        _at_least(0, **{"--warmup": warmup})
-        if min(sizes) < 2:
-            raise BnnctlError(f"--batch-sizes must be >= 2 (batch norm needs two examples), got {batch_sizes!r}")
-        result = bench_train_step(
-            batch_sizes=tuple(sizes),
+    with errors():
+        result = api.bench_train(
+            _ints(batch_sizes, "--batch-sizes"),
             width=width,
             rounds=rounds,
             warmup=warmup,
@@ -46,52 +51,38 @@ def bench_train(
             device=device,
             progress=say,
         )
-        if json_output:
-            emit_json(result)
-            return
-        table = Table(
-            title=f"training step, 784-{width}x3-10, {result['device']}, {result['threads']} threads, "
-            f"compile={result['compiled']}, medians of {rounds} interleaved rounds"
+    if json_output:
+        return emit_json(result)
+    out.print(_train_table(result))
+    for name, why in result["skipped"].items():
+        say(f"skipped {name}: {why}")
+
+
+def _train_table(result: dict) -> Table:
+    table = Table(
+        title=f"training step, 784-{result['width']}x3-10, {result['device']}, {result['threads']} threads, "
+        f"compile={result['compiled']}, medians of {result['rounds']} interleaved rounds"
+    )
+    for column in ("variant", "batch", "products", "step ms", "samples/s", "epoch s (60k)", "x float32 MLP"):
+        table.add_column(column, justify="right")
+    for r in result["rows"]:
+        table.add_row(
+            r["variant"],
+            str(r["batch_size"]),
+            r["binary_matmul"],
+            f"{r['step_ms']:.1f}",
+            f"{r['samples_per_s']:.0f}",
+            f"{60000 / r['samples_per_s']:.1f}",
+            f"{r['vs_float32_mlp']:.3f}",
         )
-        for column in ("variant", "batch", "products", "step ms", "samples/s", "epoch s (60k)", "x float32 MLP"):
-            table.add_column(column, justify="right")
-        for r in result["rows"]:
-            table.add_row(
-                r["variant"],
-                str(r["batch_size"]),
-                r["binary_matmul"],
-                f"{r['step_ms']:.1f}",
-                f"{r['samples_per_s']:.0f}",
-                f"{60000 / r['samples_per_s']:.1f}",
-                f"{r['vs_float32_mlp']:.3f}",
-            )
-        out.print(table)
-        for name, why in result["skipped"].items():
-            say(f"skipped {name}: {why}")
-
-
-def _at_least(low: int, **options: int) -> None:
-    """One-line errors for integer options below ``low`` (the first one named)."""
-    for name, value in options.items():
-        if value < low:
-            raise BnnctlError(f"{name} must be >= {low}, got {value}")
-
-
-def _ints(text: str, option: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise BnnctlError(f"{option}: expected positive integers separated by commas, got {text!r}")
-    return values
+    return table
 
 
 @bench_app.command("gemm")
 def bench_gemm(
     m: str = typer.Option("1,64,256,1024", "--m", help="Rows of A (the batch), comma-separated."),
     kn: str = typer.Option("2048,4096", "--kn", help="K = N values, comma-separated."),
-    rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    rounds: int = typer.Option(7, help=ROUNDS_HELP),
     sizes: bool = typer.Option(
         False, "--sizes", help="Also time square products M = K = N (--size-list) and plot them."
     ),
@@ -110,46 +101,33 @@ def bench_gemm(
     checked equal to the float product first. Ops are counted as 2MNK. `packed+pack` includes packing the
     float activations; `packed_rows` is the kernel without register blocking.
     """
+    import pandas as pd
+
+    from bnnctl import api
+
     with errors():
-        import datetime as dt
-
-        import pandas as pd
-
-        from bnnctl.bench.gemm import DEFAULT, REFERENCE, bench_products, bench_sizes, skipped_methods
-        from bnnctl.report.html import write_report
-        from bnnctl.report.plots import plot_gemm_sizes
-        from bnnctl.report.tables import write_table
-
-        ms, kns = _ints(m, "--m"), _ints(kn, "--kn")
-        _at_least(1, **{"--rounds": rounds, "--naive-max": naive_max})
-        folder = output or Path("runs") / "bench" / "gemm" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        products = pd.DataFrame(bench_products(ms, kns, rounds, progress=say))
-        written = write_table(products, folder, "products", floatfmt=".3g")
-        result: dict = {"products": products.to_dict("records"), "skipped": skipped_methods()}
-        if sizes:
-            frame = pd.DataFrame(bench_sizes(_ints(size_list, "--size-list"), rounds, naive_max, progress=say))
-            written += write_table(frame, folder, "sizes", floatfmt=".4g")
-            written.append(plot_gemm_sizes(frame, folder / "sizes.png"))
-            result["sizes"] = frame.to_dict("records")
-        written.append(write_report(folder))  # last: it embeds the figure
-        result["files"] = [str(p) for p in written]
-        if json_output:
-            emit_json(result)
-            return
-        shown = products[["M", "K", "method", "ms", "GOP/s", f"x_{REFERENCE}", f"x_{DEFAULT}"]]
-        print_frame(shown, f"A (M x K) times W^T (K x N = K), medians of {rounds} interleaved rounds")
-        if sizes:
-            print_frame(pd.DataFrame(result["sizes"]), "square products")
-        for name, why in result["skipped"].items():
-            say(f"skipped {name}: {why}")
-        out.print(f"wrote {', '.join(result['files'])}")
+        square = _ints(size_list, "--size-list") if sizes else []
+        result = api.bench_gemm(
+            _ints(m, "--m"), _ints(kn, "--kn"), rounds=rounds, sizes=square, naive_max=naive_max, output=output,
+            progress=say,
+        )  # fmt: skip
+    if json_output:
+        return emit_json(result)
+    shown = pd.DataFrame(result["products"])
+    columns = ["M", "K", "method", "ms", "GOP/s", f"x_{result['reference']}", f"x_{result['default']}"]
+    print_frame(shown[columns], f"A (M x K) times W^T (K x N = K), medians of {rounds} interleaved rounds")
+    if "sizes" in result:
+        print_frame(pd.DataFrame(result["sizes"]), "square products")
+    for name, why in result["skipped"].items():
+        say(f"skipped {name}: {why}")
+    out.print(f"wrote {', '.join(result['files'])}")
 
 
 @bench_app.command("infer")
 def bench_infer(
     run_dir: Path = typer.Argument(..., help="A run folder written by `bnnctl train`.", show_default=False),
     batch: str = typer.Option("1,256", "--batch", help="Batch sizes, comma-separated."),
-    rounds: int = typer.Option(7, help="Interleaved rounds; figures are medians over them."),
+    rounds: int = typer.Option(7, help=ROUNDS_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write infer.csv and infer.md here."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -157,19 +135,12 @@ def bench_infer(
 
     All three forms are checked to give the same outputs on the benchmark batch before they are timed.
     """
+    import pandas as pd
+
+    from bnnctl import api
+
     with errors():
-        import pandas as pd
-
-        from bnnctl.bench.infer import bench_infer as run_bench
-        from bnnctl.report.html import write_report
-        from bnnctl.report.tables import write_table
-
-        _at_least(1, **{"--rounds": rounds})
-        result = run_bench(run_dir, _ints(batch, "--batch"), rounds, progress=say)
-        if output is not None:
-            written = write_table(pd.DataFrame(result["rows"]), output, "infer", floatfmt=".4g")
-            result["files"] = [str(p) for p in [*written, write_report(output)]]
-        if json_output:
-            emit_json(result)
-            return
-        print_frame(pd.DataFrame(result["rows"]), f"inference, {result['run']}, {result['threads']} threads")
+        result = api.bench_infer(run_dir, _ints(batch, "--batch"), rounds=rounds, output=output, progress=say)
+    if json_output:
+        return emit_json(result)
+    print_frame(pd.DataFrame(result["rows"]), f"inference, {result['run']}, {result['threads']} threads")

@@ -11,6 +11,7 @@ live progress.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -30,15 +31,30 @@ if not out.is_terminal:  # piped or logged: no 80-column wrapping of wide tables
 err = Console(stderr=True)  # progress, messages, errors (rich honours NO_COLOR: no colour, in both)
 
 
+@dataclasses.dataclass(frozen=True)
 class Settings:
-    """Options of the root command that every command obeys (``bnnctl -q ...``)."""
+    """Options of the root command that every command obeys (``bnnctl -q ...``).
 
-    quiet = False  # no progress: no live bars on a terminal, no per-epoch lines elsewhere
+    They live on the invocation's Click context, not in the process, so one
+    invocation's ``-q`` never carries over to the next (``CliRunner``, notebooks).
+    """
+
+    quiet: bool = False  # no progress: no live bars on a terminal, no per-epoch lines elsewhere
+
+
+def settings() -> Settings:
+    """The running invocation's settings (the defaults outside a command)."""
+    import importlib
+
+    click_package = typer.Context.__mro__[1].__module__.rsplit(".", 1)[0]  # click, or Typer's own copy of it
+    ctx = importlib.import_module(f"{click_package}.globals").get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Settings) else Settings()
 
 
 def show_progress() -> bool:
     """Whether to report progress at all (results and errors are printed regardless)."""
-    return not Settings.quiet
+    return not settings().quiet
 
 
 def live_progress() -> bool:
@@ -172,3 +188,26 @@ def fail_if_damaged(frame, strict: bool) -> None:
         reason = first.get("error") if "error" in damaged else ""
         say(f"error: {len(damaged)} damaged run folder(s), e.g. {first['path']}: {reason}")
         raise typer.Exit(2)
+
+
+def size_frame(layers: list[dict]):
+    """The per-layer size rows as a table: kB deployed and in float32, bits per weight, the ratio."""
+    import pandas as pd
+
+    frame = pd.DataFrame(layers)
+    return pd.DataFrame(
+        {
+            "layer": frame["layer"] + " " + frame["kind"],
+            "weights": frame["weights"],
+            "elements": frame["elements"],
+            "bits/weight": frame["bits_per_weight"].map(lambda v: f"{v:.3g}" if v == v else ""),
+            "kB float32": (frame["bytes_float32"] / 1000).map(lambda v: f"{v:.1f}"),
+            "kB deployed": (frame["bytes_deployed"] / 1000).map(lambda v: f"{v:.1f}"),
+            "x smaller": frame["compression"].map(lambda v: f"{v:.2f}"),
+        }
+    )
+
+
+def records(frame) -> list[dict[str, Any]]:
+    """A DataFrame as JSON records (NaN as null), for ``--json``."""
+    return json.loads(frame.to_json(orient="records"))

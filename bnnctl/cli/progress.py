@@ -6,10 +6,20 @@ bar never outlives the work it shows, however that work ended.
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from bnnctl.cli.common import err, live_progress, say, show_progress
-from bnnctl.sweep.grid import GridObserver, Outcome
+from bnnctl.sweep import GridObserver, Outcome
 from bnnctl.training import TrainObserver
 
 
@@ -56,7 +66,7 @@ class RichObserver(LineObserver):
         self.progress.update(self.epochs, completed=len(history))
 
     def on_step(self, *, epoch, step, loss):
-        info = {"info": f"loss {loss:.4f}"} if loss is not None else {}
+        info: dict[str, Any] = {"info": f"loss {loss:.4f}"} if loss is not None else {}
         self.progress.update(self.steps, completed=step, description=f"epoch {epoch + 1}", **info)
 
     def on_epoch_end(self, record):
@@ -132,15 +142,18 @@ class RichGridObserver(LineGridObserver):
     def on_cell_start(self, task):
         super().on_cell_start(task)
         self.epochs[task.key] = (0, task.cfg.train.epochs)
+        assert self.progress is not None  # on_grid_start came first
         self.progress.update(self.bar, info=self._info())
 
     def on_cell_epoch(self, task, record):
         self.epochs[task.key] = (record["epoch"], task.cfg.train.epochs)
+        assert self.progress is not None  # on_grid_start came first
         self.progress.update(self.bar, info=self._info())
 
     def on_cell_end(self, task, outcome):
         super().on_cell_end(task, outcome)
         self.epochs.pop(task.key, None)
+        assert self.progress is not None  # on_grid_start came first
         self.progress.update(self.bar, advance=1, info=self._info())
 
     def close(self):
@@ -161,7 +174,7 @@ class StudyProgress:
     def __init__(self, title: str):
         self.title = title
         self.progress: Progress | None = None
-        self.bar = None
+        self.bar: TaskID | None = None
 
     def __call__(self, label: str, done: int, total: int) -> None:
         if not live_progress():
@@ -170,6 +183,7 @@ class StudyProgress:
             self.progress = _bar(TimeElapsedColumn())
             self.progress.start()
             self.bar = self.progress.add_task(self.title, total=total, info="")
+        assert self.bar is not None  # added with the bar
         self.progress.update(self.bar, completed=done, info=label)
 
     def close(self) -> None:

@@ -17,7 +17,10 @@ def report(
         ..., help="A run, grid or study folder (train, ablate, geometry, bench).", show_default=False
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Where to write it (default: PATH/report.html)."
+        None,
+        "--output",
+        "-o",
+        help="Where to write it (default: PATH/report.html; elsewhere, only the page is written).",
     ),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -27,11 +30,11 @@ def report(
     every seed's run; with the grid's run folders present its tables are rebuilt from them first.
     `ablate grid`, `ablate table`, the geometry studies and `bench gemm` write it themselves.
     """
-    with errors():
-        from bnnctl.report.html import folder_kind, write_report
+    from bnnctl import api
 
-        written = write_report(path, output)
-        if json_output:
-            emit_json({"report": str(written), "kind": folder_kind(Path(path)), "bytes": written.stat().st_size})
-        else:
-            out.print(f"wrote {written}", markup=False, highlight=False)
+    with errors():
+        result = api.report(path, output)
+    if json_output:
+        emit_json({"report": str(result.page), "kind": result.kind, "bytes": result.page.stat().st_size})
+    else:
+        out.print(f"wrote {result.page}", markup=False, highlight=False)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from bnnctl.cli.app import runs_app
-from bnnctl.cli.common import JSON_HELP, STRICT_HELP, emit_json, errors, fail_if_damaged, out, print_frame, say
+from bnnctl.cli.common import JSON_HELP, STRICT_HELP, emit_json, errors, fail_if_damaged, out, print_frame, records, say
 
 
 @runs_app.command("ls")
@@ -20,22 +19,21 @@ def runs_ls(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List training runs as a table (rebuilt from the run folders; a damaged folder is a row, not an error)."""
-    with errors():
-        from bnnctl.report.runs_table import collect_runs
-        from bnnctl.report.tables import write_table
+    from bnnctl import api
 
-        frame = collect_runs(runs_dir)
-        if write is not None:
-            for path in write_table(frame, write, "runs"):
-                say(f"wrote {path}")
-        if json_output:
-            emit_json(json.loads(frame.to_json(orient="records")))
-        elif frame.empty:
-            say(f"no runs under {runs_dir / 'train'}")
-        else:
-            shown = frame.drop(columns=[c for c in ("path", "name") if c in frame.columns])
-            print_frame(shown, f"runs in {runs_dir / 'train'}")
-        fail_if_damaged(frame, strict)
+    with errors():
+        frame, files = api.runs_ls(runs_dir, write)
+    for path in files:
+        say(f"wrote {path}")
+    if json_output:
+        emit_json(records(frame))
+    elif frame.empty:
+        say(f"no runs under {runs_dir / 'train'}")
+    else:
+        print_frame(
+            frame.drop(columns=[c for c in ("path", "name") if c in frame.columns]), f"runs in {runs_dir / 'train'}"
+        )
+    fail_if_damaged(frame, strict)
 
 
 @runs_app.command("migrate")
@@ -44,23 +42,22 @@ def runs_migrate(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Give the cells of grids written by older bnnctl today's ids, so reruns resume them (nothing is retrained or deleted)."""
-    with errors():
-        from bnnctl.sweep.migrate import migrate_runs
+    from bnnctl import api
 
-        results = migrate_runs(runs_dir)
-        rows = [
-            {"grid": str(r.grid_dir), "renamed": len(r.renamed), "unchanged": r.unchanged, "skipped": r.skipped}
-            for r in results
-        ]
-        if json_output:
-            emit_json(rows)
-            return
-        if not rows:
-            say(f"no grid folders under {runs_dir / 'ablate'}")
-        for row in rows:
-            what = (
-                f"left alone: {row['skipped']}"
-                if row["skipped"]
-                else f"{row['renamed']} cells renamed, {row['unchanged']} unchanged"
-            )
-            out.print(f"{row['grid']}: {what}", markup=False, highlight=False)
+    with errors():
+        results = api.runs_migrate(runs_dir)
+    rows = [
+        {"grid": str(r.grid_dir), "renamed": len(r.renamed), "unchanged": r.unchanged, "skipped": r.skipped}
+        for r in results
+    ]
+    if json_output:
+        return emit_json(rows)
+    if not rows:
+        say(f"no grid folders under {runs_dir / 'ablate'}")
+    for row in rows:
+        what = (
+            f"left alone: {row['skipped']}"
+            if row["skipped"]
+            else f"{row['renamed']} cells renamed, {row['unchanged']} unchanged"
+        )
+        out.print(f"{row['grid']}: {what}", markup=False, highlight=False)

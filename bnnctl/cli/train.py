@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from bnnctl.cli.app import app
-from bnnctl.cli.common import JSON_HELP, OVERRIDES_HELP, emit_json, errors, out, print_frame, print_key_values, say
-from bnnctl.errors import BnnctlError, Terminated
+from bnnctl.cli.common import (
+    JSON_HELP,
+    OVERRIDES_HELP,
+    emit_json,
+    errors,
+    out,
+    print_frame,
+    print_key_values,
+    say,
+    size_frame,
+)
+from bnnctl.errors import BnnctlError
 
 
 def _groups_help() -> str:
@@ -50,75 +61,24 @@ def train(
     (1-bit messages with error feedback). Under torchrun (`torchrun --nproc-per-node N -m bnnctl train ...`)
     the world is torchrun's and rank 0 writes the run folder.
     """
-    where: dict[str, Path] = {}
+    from bnnctl.api import train as run_training
+    from bnnctl.cli.progress import train_observer
 
-    def kept() -> str:
-        if "run" not in where:
-            return "no epoch had finished, so no run folder was kept"
-        return f"finished epochs are kept in {where['run']}; continue with: bnnctl train --resume {where['run']}"
-
-    with errors(kept):
-        from bnnctl.cli.progress import train_observer
-        from bnnctl.runs import discard_if_untrained
-        from bnnctl.training import train_into
-
-        overrides = list(overrides or [])
-        if _is_other_torchrun_rank():
-            return _train_as_other_rank(overrides)
-        if resume is not None:
-            run, cfg = _run_to_resume(resume, overrides)
-        else:
-            run, cfg = _new_run(overrides)
-        where["run"] = run.path
-        observer = train_observer()
-        try:
-            summary = train_into(run, cfg, overrides, observer, resume=resume is not None)
-        except (BnnctlError, KeyboardInterrupt, Terminated):
-            if resume is None and discard_if_untrained(run):  # the data was missing, or Ctrl-C came early
-                where.pop("run")
-            raise
-        finally:
-            observer.close()
-        summary["run_dir"] = str(run.path)
-        if json_output:
-            emit_json(summary)
-        else:
-            print_key_values(f"run {run.name}", summary)
+    where: list[Path] = []
+    with errors(lambda: _what_is_kept(where)), closing(train_observer()) as observer:
+        result = run_training(overrides or [], resume=resume, observer=observer, on_run=lambda r: where.append(r.path))
+    if result.run is None:
+        return  # a torchrun rank other than 0: rank 0 prints
+    if json_output:
+        emit_json(result.to_json())
+    else:
+        print_key_values(f"run {result.run.name}", {**result.summary, "run_dir": str(result.path)})
 
 
-def _is_other_torchrun_rank() -> bool:
-    from bnnctl.distributed.launch import torchrun_rank
-
-    launched = torchrun_rank()
-    return launched is not None and not launched.is_main
-
-
-def _train_as_other_rank(overrides: list[str]) -> None:
-    """Under torchrun, ranks other than 0 train their share and write nothing: rank 0 has the folder and output."""
-    from bnnctl.config import compose_train, split_runs_dir
-    from bnnctl.training import fit
-    from bnnctl.training.data_parallel import with_launched_world
-
-    _, hydra_overrides = split_runs_dir(overrides)
-    fit(with_launched_world(compose_train(hydra_overrides)), overrides=overrides)
-
-
-def _new_run(overrides: list[str]):
-    from bnnctl.config import compose_train, split_runs_dir
-    from bnnctl.runs import create_run
-    from bnnctl.training.data_parallel import with_launched_world
-
-    runs_dir, hydra_overrides = split_runs_dir(overrides)
-    cfg = with_launched_world(compose_train(hydra_overrides))  # under torchrun, its world size
-    return create_run(runs_dir, "train", cfg.run_name, cfg), cfg
-
-
-def _run_to_resume(path: Path, overrides: list[str]):
-    from bnnctl.runs import open_run
-    from bnnctl.training.resume import config_to_resume
-
-    run = open_run(path)
-    return run, config_to_resume(run, overrides)
+def _what_is_kept(where: list[Path]) -> str:
+    if not where or not where[0].exists():
+        return "no epoch had finished, so no run folder was kept"
+    return f"finished epochs are kept in {where[0]}; continue with: bnnctl train --resume {where[0]}"
 
 
 @app.command("eval")
@@ -135,52 +95,26 @@ def eval_(
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Evaluate a run's checkpoint on the test set; writes eval.json into the run folder."""
-    if packed:
-        return _eval_packed(run_dir, data_root, json_output)
+    from bnnctl import api
+
     with errors():
-        from bnnctl.training import evaluate_run
-
-        metrics = evaluate_run(run_dir, data_root=data_root, device=device)
-        if json_output:
-            emit_json(metrics)
-        else:
-            layers = metrics.pop("layers")
-            print_key_values(f"eval {Path(run_dir).name}", metrics)
-            print_frame(size_frame(layers), "size per layer (deployed vs float32)")
-
-
-def _eval_packed(run_dir: Path, data_root: Optional[str], json_output: bool) -> None:
-    with errors():
-        from bnnctl.packed.runs import evaluate_packed
-
-        result = evaluate_packed(run_dir, data_root=data_root)
-        if json_output:
-            emit_json(result)
-        else:
-            print_key_values(f"eval --packed {Path(run_dir).name}", result)
-    if not result["identical_predictions"]:
+        result = (
+            api.evaluate_packed(run_dir, data_root=data_root)
+            if packed
+            else api.evaluate(run_dir, data_root=data_root, device=device)
+        )
+    if json_output:
+        emit_json(result)
+    elif packed:
+        print_key_values(f"eval --packed {Path(run_dir).name}", result)
+    else:
+        print_key_values(f"eval {Path(run_dir).name}", {k: v for k, v in result.items() if k != "layers"})
+        print_frame(size_frame(result["layers"]), "size per layer (deployed vs float32)")
+    if packed and not result["identical_predictions"]:
         say(
             f"error: the packed model's predictions differ from the float model's on {result['predictions_differ']} of {result['n']} images"
         )
         raise typer.Exit(1)
-
-
-def size_frame(layers: list[dict]):
-    """The per-layer size rows as a table: kB deployed and in float32, bits per weight, the ratio."""
-    import pandas as pd
-
-    frame = pd.DataFrame(layers)
-    return pd.DataFrame(
-        {
-            "layer": frame["layer"] + " " + frame["kind"],
-            "weights": frame["weights"],
-            "elements": frame["elements"],
-            "bits/weight": frame["bits_per_weight"].map(lambda v: f"{v:.3g}" if v == v else ""),
-            "kB float32": (frame["bytes_float32"] / 1000).map(lambda v: f"{v:.1f}"),
-            "kB deployed": (frame["bytes_deployed"] / 1000).map(lambda v: f"{v:.1f}"),
-            "x smaller": frame["compression"].map(lambda v: f"{v:.2f}"),
-        }
-    )
 
 
 @app.command("export")
@@ -196,16 +130,15 @@ def export(
     `bnnctl eval RUN_DIR --packed` then runs the test set through it. A model that cannot be packed
     exactly (Hadamard or ternary binarizers, sign(0) = 0, dropout at evaluation) is refused, naming the layer.
     """
+    from bnnctl.api import export as export_run
+
     with errors():
-        import pandas as pd
-
-        from bnnctl.packed.runs import export_run
-
         result = export_run(run_dir, output)
-        if json_output:
-            emit_json(result)
-            return
-        ops = result.pop("ops")
-        print_frame(pd.DataFrame(ops), f"packed ops of {result['run']}")
-        print_key_values("packed model file", result)
-        out.print(f"{result['file']}: {result['x_smaller_than_float32']:.1f}x smaller than the float32 weights")
+    if json_output:
+        emit_json(result)
+        return
+    import pandas as pd
+
+    print_frame(pd.DataFrame(result["ops"]), f"packed ops of {result['run']}")
+    print_key_values("packed model file", {k: v for k, v in result.items() if k != "ops"})
+    out.print(f"{result['file']}: {result['x_smaller_than_float32']:.1f}x smaller than the float32 weights")

@@ -1,4 +1,13 @@
-"""The training schema: typed dataclasses that every composed config is validated against.
+"""The schemas: typed dataclasses that every composed config is validated against.
+
+The floor of bnnctl's configuration: dataclasses and Enums only, importing
+nothing of bnnctl, so that every package (``nn`` and ``data`` included) may
+name its config's types. Reading them from YAML and overrides is
+``config.load``; checks that ask the registries (binarizers, models, datasets)
+are ``config.validate``, above ``nn`` and ``data``. Four schemas:
+``TrainConfig`` (a training run), ``AblationConfig`` (a grid file),
+``LauncherConfig`` (where a grid's cells train), ``GeometryConfig`` (a
+geometry study).
 
 The defaults here are the baseline every preset in ``conf/`` is a delta from
 (the ablation report's Binary Linear Unit MLP with Adam), and what a run id
@@ -202,7 +211,7 @@ class LoopConfig:
 
 @dataclass
 class DistConfig:
-    """Data-parallel training (``bnnctl.training.data_parallel``): DDP over ``world_size`` ranks.
+    """Data-parallel training (``bnnctl.distributed.ddp``): DDP over ``world_size`` ranks.
 
     ``train.batch_size`` stays the global batch: each rank takes its 1/world_size
     share of every batch, so world sizes compare at the same optimizer steps.
@@ -246,3 +255,122 @@ class TrainConfig:
 # Keys that say how or where a run ran, not what it computes: outside its identity.
 NOT_IDENTITY = ("name", "choices", "data.root", "data.download", "train.threads", "dist.backend", "logger")
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # besides "auto"
+
+
+# --- grids and launchers (``bnnctl ablate grid``) ------------------------------------------
+# Kept apart from the training schema: a grid is a list of training overrides (fixed ones,
+# axes, seeds) plus published reference numbers, and a launcher says where cells run;
+# neither is part of what a run computes.
+
+
+class SubmititCluster(enum.StrEnum):
+    slurm = "slurm"
+    local = "local"  # local subprocesses (what the tests use)
+    debug = "debug"  # in the driver process
+
+
+GRID_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a grid's name becomes a folder under runs_dir/ablate
+# Summary keys a grid may add to its table (``columns:``), each as mean ± CI over seeds (report.grid_tables).
+GRID_COLUMNS = (
+    "epoch_time_s",
+    "samples_per_s",
+    "comm_bytes_per_step",
+    "comm_wire_bytes_per_step",
+    "compression_ratio",
+    "comm_s_per_epoch",
+)
+
+
+@dataclass
+class AxisConfig:
+    key: str = MISSING  # a training config key, e.g. train.weight_clip
+    values: list[Any] = MISSING  # the first value is the baseline
+    short: Optional[str] = None  # label of a non-baseline value, e.g. W (default: the key)
+
+
+@dataclass
+class CellSpec:
+    """A listed cell: a label and the overrides that make it (crossed with the grid's axes, if any)."""
+
+    label: str = MISSING
+    overrides: list[str] = field(default_factory=list)
+    values: dict[str, list[Any]] = field(default_factory=dict)  # axis key -> this cell's own values for that axis
+    compare_to: Optional[str] = None  # attribution: the listed cell this one changes (default: the first)
+    note: str = ""  # what the change is, in words (tables show it)
+
+
+@dataclass
+class ReferenceConfig:
+    """Published numbers to print beside each cell (keyed by cell label)."""
+
+    source: str = ""
+    metric: str = "peak_val_acc"
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class AblationConfig:
+    name: str = MISSING
+    description: str = ""
+    fixed: list[str] = field(default_factory=list)  # overrides every cell gets, before the axes
+    axes: list[AxisConfig] = field(default_factory=list)
+    cells: list[CellSpec] = field(default_factory=list)  # listed cells (one change at a time), crossed with axes
+    seeds: list[int] = field(default_factory=lambda: [0])
+    baseline_label: str = "none"  # label of the cell with every axis at its first value
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    columns: list[str] = field(default_factory=list)  # more summary keys for the table, from GRID_COLUMNS
+
+
+@dataclass
+class LauncherConfig:
+    name: str = "local"  # a launcher in sweep.launchers.LAUNCHERS: inline | local | ray | submitit
+    workers: int = 0  # cells trained at once (0: auto)
+    threads: int = 0  # torch threads per cell (0: the cores split between the workers)
+    address: Optional[str] = None  # ray: cluster address (null: start a local cluster)
+    cluster: Optional[SubmititCluster] = (
+        None  # submitit: null (SLURM if sbatch exists, else local) | slurm | local | debug
+    )
+    folder: Optional[str] = None  # submitit: job logs (default: <grid dir>/submitit)
+    partition: Optional[str] = None  # submitit: SLURM partition
+    timeout_min: int = 240  # submitit: per-cell time limit
+    cpus_per_task: int = 2  # submitit / ray: CPUs each cell asks for (ray: 0 = threads)
+    gpus_per_task: int = 0  # submitit / ray: GPUs each cell asks for
+    mem_gb: int = 16  # submitit: memory per cell
+    poll_s: float = 1.0  # how often to poll for finished cells
+
+
+# --- geometry studies (``bnnctl geometry ...``) ---------------------------------------------
+
+
+@dataclass
+class StudyConfig:
+    """The keys of every geometry study (each study reads those it needs)."""
+
+    dims: list[int] = field(default_factory=lambda: [2, 3, 5, 10, 27, 50, 100, 300, 1000, 3000, 10000])
+    samples: int = 10000  # vectors per dimension (and per threshold, beta, basis)
+    seed: int = 0
+    chunk_elements: int = 2**22  # at most this many floats per array at once (x, its binarized copy, y)
+    confidence: float = 0.95  # of the t-interval of the mean angle
+    show_dims: list[int] = field(default_factory=lambda: [3, 10, 27, 1000])  # distributions drawn in the figure
+    threshold_sigma: list[float] = field(
+        default_factory=lambda: [0.01, 0.111, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5]
+    )
+    ternary_dim: int = 1000  # the dimension of the ternary sweep (the authors' notebook: 1000)
+    beta: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    hadamard_dim: int = 4096
+    rotation: bool = False  # exponentially decaying spectra, standard vs randomly rotated basis
+    rotation_k: float = 0.1  # x_i ~ N(0, 1) exp(k (i - d/2))
+    rotation_dims: list[int] = field(default_factory=lambda: [10, 100, 500])
+    images: int = 500  # dot-products: test images fed through the trained net
+    dataset: str = "fashion_mnist"  # first-layer: whose image patches (data.root: $BNNCTL_DATA, else ./data)
+    patch_size: int = 3  # first-layer: k of the k x k x C patches
+    patches: int = 50000  # first-layer: patches sampled
+
+
+@dataclass
+class GeometryConfig:
+    # A binarizer of the registry (nn.binarize.BINARIZERS), as training names them. The angles study
+    # sweeps the parameter a binarizer has: ternary's threshold_sigma over geometry.threshold_sigma,
+    # hadamard's beta over geometry.beta; any other is measured over geometry.dims.
+    binarize: str = "ste_sign"
+    geometry: StudyConfig = field(default_factory=StudyConfig)

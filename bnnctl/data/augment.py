@@ -35,11 +35,11 @@ class AugmentSpec:
             raise ValueError(f"augmentation strengths must be >= 0 (jitter < 1), got {self}")
 
 
-def _uniform(n: int, bound: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(n: int, bound: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return (torch.rand(n, generator=generator) * 2 - 1).mul_(bound).to(device)
 
 
-def random_affine(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> torch.Tensor:
+def random_affine(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator | None) -> torch.Tensor:
     """Rotate each image by a random small angle and shift it by a random offset (bilinear)."""
     n, _, h, w = x.shape
     angle = _uniform(n, math.radians(spec.rotation_deg), generator, x.device)
@@ -53,7 +53,7 @@ def random_affine(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator
     return warped + spec.low
 
 
-def random_jitter(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> torch.Tensor:
+def random_jitter(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator | None) -> torch.Tensor:
     """Random contrast and brightness per image, clamped back into the pixel range."""
     n = x.shape[0]
     span = spec.high - spec.low
@@ -62,7 +62,7 @@ def random_jitter(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator
     return ((x - spec.low) * contrast + spec.low + brightness).clamp_(spec.low, spec.high)
 
 
-def augment_batch(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, spec: AugmentSpec, generator: torch.Generator | None) -> torch.Tensor:
     """A randomly transformed copy of a batch (N, C, H, W); the input is left untouched."""
     if spec.rotation_deg or spec.shift_px:
         x = random_affine(x, spec, generator)

@@ -99,6 +99,7 @@ def load_idx_folder(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | 
         return None
     arrays = {}
     for split, (images, labels) in paths.items():
+        assert images is not None and labels is not None  # every file was found, above
         x, y = read_idx(images), read_idx(labels)
         if x.ndim != 3:
             raise DataError(f"{images} holds {x.ndim}-d data, not images (N, H, W)")

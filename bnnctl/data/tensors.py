@@ -133,13 +133,17 @@ def load_dataset(cfg: DataConfig, device: torch.device | str = "cpu") -> Dataset
             for s, (x, y) in arrays.items()
         }
         num_classes = NUM_CLASSES[cfg.name]
+    val: Split | None
     if cfg.validate_on == "test":  # the report's code: every training example trains, "validation" is the test split
         train, val = splits["train"], splits["test"]
     else:
         train, val = split_validation(splits["train"], cfg.val_size)
-    move = lambda s: None if s is None else Split(s.x.to(device), s.y.to(device))  # noqa: E731
+    move = lambda s: Split(s.x.to(device), s.y.to(device))  # noqa: E731
     test = move(splits["test"])
-    val = test if val is splits["test"] else move(val)  # validate_on=test: the same tensors, evaluated once
+    if val is splits["test"]:  # validate_on=test: the same tensors, evaluated once
+        val = test
+    elif val is not None:
+        val = move(val)
     return Dataset(cfg.name, move(train), val, test, num_classes, source)
 
 

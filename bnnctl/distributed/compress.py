@@ -8,8 +8,8 @@ steps, the sum of what was sent follows the sum of the gradients.
 For a flat float32 gradient g (n,) and this rank's residual e (n,):
 
 * ``sign``: c = g + e; one scale s = mean |c| for the tensor; the message is
-  the bits (c >= 0), packed 8 per byte (``torch`` bit order: element i is bit
-  i % 8 of byte i // 8, least significant first), and s. It decodes to
+  the bits (c >= 0), packed 8 per byte (``kernels.bits``' layout as bytes:
+  element i is bit i % 8 of byte i // 8, least significant first), and s. It decodes to
   d = s * (+1 where the bit is 1, -1 where it is 0), and e <- c - d.
   Bytes: ceil(n / 8) + 4.
 * ``hadamard``: the same with one scale per block of ``beta`` consecutive
@@ -21,7 +21,8 @@ For a flat float32 gradient g (n,) and this rank's residual e (n,):
 sign(0) is +1 here, as everywhere in bnnctl.
 
 On the CPU the messages are made and decoded by one-pass numba loops
-(``kernels``); elsewhere by the torch expressions below, which define them.
+(``bnnctl.kernels.compress``); elsewhere by the torch expressions below, which
+define them.
 """
 
 from __future__ import annotations
@@ -30,25 +31,25 @@ from dataclasses import dataclass
 
 import torch
 
-from bnnctl.distributed import kernels
+from bnnctl.kernels import compress as kernels
+from bnnctl.kernels.bits import pack_sign_bytes, unpack_sign_bytes
 from bnnctl.nn.binarize import block_mean_abs
 
 METHODS = ("none", "bf16", "sign", "hadamard")
-_BIT_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
 
 
 def pack_signs(c: torch.Tensor) -> torch.Tensor:
-    """(n,) float -> (ceil(n/8),) uint8: bit i % 8 of byte i // 8 is 1 where c[i] >= 0; pad bits are 0."""
-    n = c.numel()
-    bits = (c >= 0).to(torch.uint8)
-    bits = torch.nn.functional.pad(bits, (0, (-n) % 8)).reshape(-1, 8)
-    return (bits * _BIT_WEIGHTS.to(c.device)).sum(1, dtype=torch.uint8)
+    """(n,) float -> (ceil(n/8),) uint8: bit i % 8 of byte i // 8 is 1 where c[i] >= 0; pad bits are 0.
+
+    ``kernels.bits``' one layout as bytes (``pack_sign_bytes``): on the CPU its
+    numpy packer, on another device the same bits in torch ops.
+    """
+    return pack_sign_bytes(c)
 
 
 def unpack_signs(packed: torch.Tensor, n: int) -> torch.Tensor:
     """(ceil(n/8),) uint8 -> (n,) float32 of +1 (bit 1) and -1 (bit 0)."""
-    bits = (packed.reshape(-1, 1) & _BIT_WEIGHTS.to(packed.device)) != 0  # (bytes, 8)
-    return bits.reshape(-1)[:n].to(torch.float32) * 2 - 1
+    return unpack_sign_bytes(packed, n)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Message:
         elif self.method == "bf16":
             kernels.add_decoded_bf16(total, self.payload)
         else:
+            assert self.scales is not None  # sign and block messages carry their scales
             kernels.add_decoded_signs(total, self.payload, self.scales, self.n if self.method == "sign" else self.beta)
 
     def decode(self) -> torch.Tensor:
@@ -83,6 +85,7 @@ class Message:
         if self.method == "bf16":
             return self.payload.to(torch.float32)
         signs = unpack_signs(self.payload, self.n)
+        assert self.scales is not None  # sign and block messages carry their scales
         if self.method == "sign":
             return signs * self.scales
         return signs * self.scales.repeat_interleave(self.beta)[: self.n]

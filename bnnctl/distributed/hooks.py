@@ -21,6 +21,7 @@ another tensor's gradient.
 """
 
 import time  # no `from __future__ import annotations`: DDP checks the hook's annotation at run time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -78,6 +79,7 @@ def compressed_mean(state: HookState, key: tuple, flat: torch.Tensor) -> torch.T
     else:  # gathered, then decoded and summed in float32 (bits cannot be summed; gloo does not reduce bf16)
         state.wire_bytes += (world - 1) * message.nbytes
         payloads = _gather(message.payload, world) if world > 1 else [message.payload]
+        scales: Sequence[torch.Tensor | None]
         if message.scales is None:
             scales = [None] * world
         else:

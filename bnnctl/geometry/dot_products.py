@@ -14,6 +14,7 @@ units in a random order: what r is when the weights do not match).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import pandas as pd
 import torch
@@ -21,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bnnctl.errors import RunError
-from bnnctl.nn.layers import Binarize, BinaryConv2d, quantized_layers
+from bnnctl.nn.layers import Binarize, BinaryConv2d, _BinaryMixin, quantized_layers
 
 FIGURE_POINTS = 200_000
 
@@ -67,10 +68,11 @@ def capture(model: nn.Sequential, x: torch.Tensor) -> tuple[dict[int, torch.Tens
     model.eval()
     inputs: dict[int, torch.Tensor] = {}
     continuous: dict[int, torch.Tensor] = {}
-    last_sign_input, since_sign = None, []
+    last_sign_input: torch.Tensor | None = None
+    since_sign: list[nn.Module] = []
     for i, module in enumerate(model):
-        binarizer = getattr(module, "weight_binarizer", None)
-        if binarizer is not None and binarizer.quantizes:  # a float first or last layer has nothing to compare
+        # a float first or last layer has nothing to compare
+        if isinstance(module, _BinaryMixin) and module.weight_binarizer.quantizes:
             inputs[i] = module.binary_input(x)
             if last_sign_input is not None:
                 a_c = last_sign_input
@@ -95,7 +97,7 @@ def dot_products(model: nn.Module, images: torch.Tensor, seed: int = 0) -> tuple
     generator = torch.Generator().manual_seed(seed)
     rows, dots = [], []
     for i, a in inputs.items():
-        layer = model[i]
+        layer = cast(_BinaryMixin, model[i])  # capture keeps the quantized layers only
         w_c = layer.weight.detach()
         w_b = layer.binarize_weight(w_c)
         by_c, by_b = _apply(layer, a, w_c), _apply(layer, a, w_b)

@@ -5,26 +5,23 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import LogNorm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, AnglesResult, ternary_theory_deg  # noqa: E402
-from bnnctl.geometry.weight_angles import LayerAngles  # noqa: E402
+from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, AnglesResult, ternary_theory_deg
+from bnnctl.geometry.weight_angles import LayerAngles
+from bnnctl.reporting.canvas import subplots
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def distributions(result: AnglesResult, path: Path) -> Path:
     """Histograms of angle(x, sign x) for a few d, the 37.07 deg limit, and two random vectors at the largest d."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for d, s in sorted(result.samples.items()):
         ax.hist(
             s.to_transform.numpy(),
@@ -61,7 +58,7 @@ def distributions(result: AnglesResult, path: Path) -> Path:
 def mean_and_std_vs_d(result: AnglesResult, path: Path) -> Path:
     """Mean angle against the limit, and the std on log-log axes beside a d^-1/2 line."""
     t = result.table
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     left.errorbar(
         t["d"], t["mean_deg"], yerr=t["std_deg"], fmt="o-", ms=4, capsize=2, label="x vs sign(x): mean +- std"
     )
@@ -83,7 +80,7 @@ def mean_and_std_vs_d(result: AnglesResult, path: Path) -> Path:
 def ternary_sweep(result: AnglesResult, path: Path) -> Path:
     t = result.table
     grid = np.linspace(0, max(t["threshold_sigma"].max(), 1.5), 200)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(grid, [ternary_theory_deg(x) for x in grid], color="tab:red", lw=1, label="closed form")
     ax.errorbar(
         t["threshold_sigma"],
@@ -106,7 +103,7 @@ def ternary_sweep(result: AnglesResult, path: Path) -> Path:
 
 def hadamard_sweep(result: AnglesResult, path: Path) -> Path:
     t = result.table
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.errorbar(t["beta"], t["mean_deg"], yerr=t["std_deg"], fmt="o-", ms=4, capsize=2, label=f"d={t['d'].iloc[0]}")
     ax.axhline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1, label="sign: 37.07 deg")
     ax.set(xscale="log", xlabel="block length beta", ylabel="angle (degrees)", title="Hadamard: delta(beta) * sign(x)")
@@ -120,7 +117,7 @@ def rotation_bars(result: AnglesResult, path: Path) -> Path:
     t = result.table
     dims = sorted(t["d"].unique())
     x = np.arange(len(dims))
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for offset, basis in ((-0.2, "standard"), (0.2, "rotated")):
         rows = t[t["basis"] == basis].set_index("d").loc[dims]
         ax.bar(
@@ -141,7 +138,7 @@ def rotation_bars(result: AnglesResult, path: Path) -> Path:
 def layer_histograms(layers: list[LayerAngles], path: Path) -> Path:
     cols = min(3, len(layers))
     rows = math.ceil(len(layers) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     for ax, layer in zip(axes.flat, layers, strict=False):
         ax.hist(layer.angles.numpy(), bins=60, color="tab:blue", alpha=0.8)
         ax.axvline(SIGN_THEORY_DEG, color="tab:red", ls="--", lw=1)
@@ -156,13 +153,13 @@ def dot_product_hists(layers, table, path: Path) -> Path:
     """a.W_b against a.W_c per layer as 2-D histograms (the paper's figure), r and slope in each title."""
     cols = min(3, len(layers))
     rows = math.ceil(len(layers) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
     for ax, layer, (_, row) in zip(axes.flat, layers, table.iterrows(), strict=False):
         x, y = layer.continuous.numpy(), layer.binary.numpy()
         if len(x) > 200_000:
             keep = np.random.default_rng(0).choice(len(x), 200_000, replace=False)
             x, y = x[keep], y[keep]
-        ax.hist2d(x, y, bins=80, cmap="Blues", norm=matplotlib.colors.LogNorm())
+        ax.hist2d(x, y, bins=80, cmap="Blues", norm=LogNorm())
         ax.set_title(f"{layer.name}: r = {row['r']:.3f}, slope {row['slope']:.2f}", fontsize=9)
         ax.set_xlabel("a . W_c (continuous weights)", fontsize=8)
         ax.set_ylabel("a . W_b (binary weights)", fontsize=8)
@@ -173,7 +170,7 @@ def dot_product_hists(layers, table, path: Path) -> Path:
 
 def first_layer_figure(spectrum, angles: dict, notes: dict, path: Path) -> Path:
     """The patches' PCA spectrum and the angle to the binarized patch in the pixel vs the PCA basis."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     left.bar(spectrum["component"], spectrum["share"], color="tab:blue", label="variance share")
     left.plot(spectrum["component"], spectrum["cumulative_share"], "o-", color="tab:orange", ms=3, label="cumulative")
     left.set(
@@ -193,7 +190,7 @@ def first_layer_figure(spectrum, angles: dict, notes: dict, path: Path) -> Path:
 def filter_shares(table, path: Path) -> Path:
     """Unique k x k binary filters per conv layer, as a share of the layer's filters, with and without sign."""
     x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(table)), 3.6))
+    fig, ax = subplots(figsize=(max(5, 1.1 * len(table)), 3.6))
     ax.bar(x - 0.2, table["unique_share"], width=0.4, label="unique")
     ax.bar(x + 0.2, table["unique_up_to_sign_share"], width=0.4, label="unique up to sign")
     for i, row in table.iterrows():
@@ -231,7 +228,7 @@ def weight_histograms(layers, table, path: Path) -> Path:
     runs = list(dict.fromkeys(w.run for w in layers))
     per_run = {r: [w for w in layers if w.run == r] for r in runs}
     depth = max(len(v) for v in per_run.values())
-    fig, axes = plt.subplots(depth, len(runs), figsize=(4.2 * len(runs), 2.6 * depth), squeeze=False)
+    fig, axes = subplots(depth, len(runs), figsize=(4.2 * len(runs), 2.6 * depth), squeeze=False)
     for col, run in enumerate(runs):
         for row in range(depth):
             ax = axes[row][col]

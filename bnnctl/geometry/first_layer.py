@@ -11,16 +11,16 @@ independent Gaussian coordinates.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bnnctl.config.geometry import GeometryConfig
-from bnnctl.config.schema import DataConfig
+from bnnctl.config.schema import DataConfig, GeometryConfig
 from bnnctl.data import load_dataset
 from bnnctl.errors import ConfigError
-from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, angles_deg
-from bnnctl.nn.binarize import sign
+from bnnctl.geometry.random_angles import SIGN_THEORY_DEG, STE_SIGN, angles_deg, transform
 
 
 def sample_patches(images: torch.Tensor, k: int, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -49,7 +49,7 @@ def pca(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def first_layer_study(
     cfg: GeometryConfig,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], dict[str, torch.Tensor]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, torch.Tensor]]:
     """(angle table, PCA table, headline numbers, per-patch angles by setting)."""
     g = cfg.geometry
     data = load_dataset(DataConfig(name=g.dataset, val_size=0))
@@ -57,6 +57,7 @@ def first_layer_study(
     patches = sample_patches(data.train.x, g.patch_size, g.patches, generator)
     values, rotation = pca(patches)
     centered = patches - patches.mean(0)
+    sign = transform(STE_SIGN)  # the registry's ste_sign, as the angles study's rotated basis
     settings = {
         ("pixel", "raw"): angles_deg(patches, sign(patches)),
         ("pca", "raw"): angles_deg(patches, sign(patches @ rotation.T) @ rotation),

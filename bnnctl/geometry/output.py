@@ -6,31 +6,22 @@ table.md, summary.json (headline numbers) and the study's PNG figures.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bnnctl.errors import RunError
 from bnnctl.files import atomic_write_text, write_json
-from bnnctl.report.tables import write_table
+from bnnctl.reporting.tables import write_table
+from bnnctl.runs.making import new_timestamped_folder
 
 
 def study_dir(runs_dir: str | Path, study: str) -> Path:
-    """A new folder for one run of ``study`` (``-2``, ``-3``... when two start in the same second)."""
-    parent = Path(runs_dir).expanduser() / "geometry" / study
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1000):
-        path = parent / (stamp if attempt == 0 else f"{stamp}-{attempt + 1}")
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise RunError(f"cannot create {path}: {exc.strerror or exc}") from None
-    raise RunError(f"cannot create a folder under {parent}")
+    """A new folder for one run of ``study`` (``-2``, ``-3``... when two start in the same second).
+
+    Made by the runs' one timestamped-folder maker, so studies, train runs and benchmarks are named alike.
+    """
+    return new_timestamped_folder(Path(runs_dir).expanduser() / "geometry" / study)
 
 
 def write_study(folder: Path, config_yaml: str, table: pd.DataFrame, notes: dict[str, Any]) -> list[Path]:

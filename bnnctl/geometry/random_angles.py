@@ -7,6 +7,12 @@ vectors are nearly orthogonal (90 degrees). Variants: ternary thresholds
 against their closed form, Hadamard block lengths, and the rotated basis
 R^T sign(R x) on vectors with a decaying spectrum.
 
+Every transform is a binarizer of the registry (``nn.binarize``), built from
+its name as training builds it: ``binarize=<name>`` picks it, and a study
+sweeps the parameter it has (ternary's ``threshold_sigma``, hadamard's
+``beta``); any other binarizer is measured over ``geometry.dims``. The rotated
+basis uses ``ste_sign``.
+
 Everything is Monte Carlo in float64 on seeded generators, in chunks of at
 most ``geometry.chunk_elements`` floats per array, so no study ever holds
 N x d values at once.
@@ -21,8 +27,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from bnnctl.config.geometry import GeometryConfig
-from bnnctl.nn.binarize import block_mean_abs, sign, ternarize
+from bnnctl.config.schema import GeometryConfig
+from bnnctl.nn.binarize import Binarizer, OutputSet, Ternary, make_binarizer, ternarize
 
 SIGN_THEORY_DEG = math.degrees(math.acos(math.sqrt(2 / math.pi)))  # 37.0714... (0.6470 rad)
 Transform = Callable[[torch.Tensor], torch.Tensor]  # (m, d) -> (m, d)
@@ -31,6 +37,31 @@ Progress = Callable[[str, int, int], None]  # (what is done, settings done, sett
 
 def _quiet(label: str, done: int, total: int) -> None:
     """The default progress: none."""
+
+
+STE_SIGN = make_binarizer("ste_sign")  # sign(x), sign(0) = +1: the rotated basis and the first layer's study
+
+
+def transform(binarizer: Binarizer) -> Transform:
+    """What ``binarizer`` makes of rows of N(0, 1) values: its forward map at evaluation (deterministic).
+
+    Ternary thresholds at t sigma. In training sigma is the standard deviation
+    of the tensor it is handed (a layer's weights); these vectors' sigma is
+    known, 1, which is what the closed form assumes, so here the threshold is
+    t itself. (A sample std would tie the angles to how samples are chunked.)
+    """
+    if isinstance(binarizer, Ternary):
+        return lambda x: ternarize(x, binarizer.threshold_sigma)  # sigma = 1
+    return lambda x: binarizer(x, False)
+
+
+def theory_deg(binarizer: Binarizer) -> float:
+    """The limit angle between Gaussian x and what ``binarizer`` makes of it, where there is a closed form."""
+    if binarizer.output is OutputSet.BINARY:
+        return SIGN_THEORY_DEG
+    if isinstance(binarizer, Ternary):
+        return ternary_theory_deg(binarizer.threshold_sigma)
+    return float("nan")
 
 
 COLUMNS = ["d", "mean_deg", "std_deg", "ci_low_deg", "ci_high_deg", "theory_deg", "random_mean_deg", "random_std_deg"]
@@ -129,6 +160,11 @@ def _generator(cfg: GeometryConfig, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.geometry.seed * 1_000_003 + salt)
 
 
+def binarizer_of(cfg: GeometryConfig, **params: float) -> Binarizer:
+    """The binarizer ``binarize`` names, with ``params`` (a swept value) over its defaults."""
+    return make_binarizer({"name": cfg.binarize, "params": params}, "binarize")
+
+
 def std_slope(table: pd.DataFrame, min_d: int = 10) -> float:
     """The slope of log std vs log d over d >= min_d (theory: -1/2)."""
     import numpy as np
@@ -140,16 +176,19 @@ def std_slope(table: pd.DataFrame, min_d: int = 10) -> float:
 
 
 def sign_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
+    """x vs its binarized version per dimension in geometry.dims (sign: 37.07 deg in the limit)."""
     g = cfg.geometry
+    binarizer = binarizer_of(cfg)
+    theory = theory_deg(binarizer)
     rows, samples = [], {}
     for n, d in enumerate(g.dims):
-        s = sample_angles(d, g.samples, sign, _generator(cfg, d), g.chunk_elements)
+        s = sample_angles(d, g.samples, transform(binarizer), _generator(cfg, d), g.chunk_elements)
         progress(f"d={d}", n + 1, len(g.dims))
-        rows.append(describe(s, d, SIGN_THEORY_DEG, g.confidence))
+        rows.append(describe(s, d, theory, g.confidence))
         if d in g.show_dims:
             samples[d] = s
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return AnglesResult(table, "sign", samples, {"std_slope": std_slope(table), "theory_deg": SIGN_THEORY_DEG})
+    return AnglesResult(table, "sign", samples, {"std_slope": std_slope(table), "theory_deg": theory})
 
 
 def ternary_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
@@ -157,10 +196,9 @@ def ternary_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRes
     g = cfg.geometry
     rows = []
     for i, t in enumerate(g.threshold_sigma):
-        s = sample_angles(
-            g.ternary_dim, g.samples, lambda x, t=t: ternarize(x, t), _generator(cfg, i), g.chunk_elements
-        )
-        rows.append({"threshold_sigma": t, **describe(s, g.ternary_dim, ternary_theory_deg(t), g.confidence)})
+        binarizer = binarizer_of(cfg, threshold_sigma=t)
+        s = sample_angles(g.ternary_dim, g.samples, transform(binarizer), _generator(cfg, i), g.chunk_elements)
+        rows.append({"threshold_sigma": t, **describe(s, g.ternary_dim, theory_deg(binarizer), g.confidence)})
         progress(f"t={t} sigma", i + 1, len(g.threshold_sigma))
     table = pd.DataFrame(rows, columns=["threshold_sigma", *COLUMNS])
     finite = table.dropna(subset=["mean_deg"])
@@ -189,8 +227,8 @@ def hadamard_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRe
     g = cfg.geometry
     rows = []
     for n, beta in enumerate(g.beta):
-        transform = lambda x, beta=beta: block_mean_abs(x, beta) * sign(x)  # noqa: E731
-        s = sample_angles(g.hadamard_dim, g.samples, transform, _generator(cfg, beta), g.chunk_elements)
+        binarizer = binarizer_of(cfg, beta=beta)  # delta(beta) * sign(x)
+        s = sample_angles(g.hadamard_dim, g.samples, transform(binarizer), _generator(cfg, beta), g.chunk_elements)
         theory = 0.0 if beta == 1 else SIGN_THEORY_DEG if beta >= g.hadamard_dim else float("nan")
         rows.append({"beta": beta, **describe(s, g.hadamard_dim, theory, g.confidence)})
         progress(f"beta={beta}", n + 1, len(g.beta))
@@ -200,21 +238,35 @@ def hadamard_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesRe
 def rotation_study(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
     """x_i ~ N(0, 1) exp(k (i - d/2)): sign(x) in the standard basis vs R^T sign(R x) in a random rotated one."""
     g = cfg.geometry
+    sign = transform(STE_SIGN)
     rows = []
     for n, d in enumerate(g.rotation_dims):
         scale = torch.exp(g.rotation_k * (torch.arange(d, dtype=torch.float64) - d / 2))  # (d,)
         rotation = haar_rotation(d, _generator(cfg, 7 * d))
-        bases = {"standard": sign, "rotated": lambda x, r=rotation: sign(x @ r.T) @ r}  # rows: R^T sign(R x)
-        for basis, transform in bases.items():
-            s = sample_angles(d, g.samples, transform, _generator(cfg, d), g.chunk_elements, scale=scale)
+
+        def rotated(x: torch.Tensor, r: torch.Tensor = rotation) -> torch.Tensor:
+            return sign(x @ r.T) @ r  # rows: R^T sign(R x)
+
+        bases: dict[str, Transform] = {"standard": sign, "rotated": rotated}
+        for basis, to_basis in bases.items():
+            s = sample_angles(d, g.samples, to_basis, _generator(cfg, d), g.chunk_elements, scale=scale)
             theory = SIGN_THEORY_DEG if basis == "rotated" else float("nan")
             rows.append({"basis": basis, "k": g.rotation_k, **describe(s, d, theory, g.confidence)})
         progress(f"d={d}", n + 1, len(g.rotation_dims))
     return AnglesResult(pd.DataFrame(rows, columns=["basis", "k", *COLUMNS]), "rotation")
 
 
+# A binarizer's parameter -> the study that sweeps it; a binarizer with neither is measured over geometry.dims.
+SWEEPS: dict[str, Callable[[GeometryConfig, Progress], AnglesResult]] = {
+    "threshold_sigma": ternary_study,  # ternary
+    "beta": hadamard_study,  # hadamard
+}
+
+
 def run_angles(cfg: GeometryConfig, progress: Progress = _quiet) -> AnglesResult:
-    """The study the config picks: geometry.rotation, else the binarizer (sign, ternary, hadamard)."""
+    """The study the config picks: geometry.rotation, else the sweep of the binarizer's parameter, else the dims."""
     if cfg.geometry.rotation:
         return rotation_study(cfg, progress)
-    return {"sign": sign_study, "ternary": ternary_study, "hadamard": hadamard_study}[cfg.binarize.value](cfg, progress)
+    params = binarizer_of(cfg).params
+    study = next((study for param, study in SWEEPS.items() if param in params), sign_study)
+    return study(cfg, progress)

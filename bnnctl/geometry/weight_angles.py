@@ -15,17 +15,9 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from bnnctl.config.geometry import GeometryConfig
+from bnnctl.config.schema import GeometryConfig
 from bnnctl.errors import RunError
-from bnnctl.geometry.random_angles import (
-    SIGN_THEORY_DEG,
-    Sampled,
-    angles_deg,
-    describe,
-    sample_angles,
-    ternary_theory_deg,
-)
-from bnnctl.nn.binarize import OutputSet, Ternary
+from bnnctl.geometry.random_angles import Sampled, angles_deg, describe, sample_angles, theory_deg
 from bnnctl.nn.layers import quantized_layers
 
 
@@ -33,14 +25,6 @@ from bnnctl.nn.layers import quantized_layers
 class LayerAngles:
     name: str
     angles: torch.Tensor  # (vectors,) degrees
-
-
-def _theory(binarizer) -> float:
-    if binarizer.output is OutputSet.BINARY:
-        return SIGN_THEORY_DEG
-    if isinstance(binarizer, Ternary):
-        return ternary_theory_deg(binarizer.threshold_sigma)
-    return float("nan")
 
 
 @torch.no_grad()
@@ -59,7 +43,7 @@ def weight_angles(model: nn.Module, cfg: GeometryConfig) -> tuple[pd.DataFrame, 
         d = latent.shape[1]
         same = lambda x, b=layer.weight_binarizer: b(x, False)  # noqa: E731 - the Monte Carlo uses the layer's binarizer
         mc = sample_angles(d, min(g.samples, 2000), same, torch.Generator().manual_seed(g.seed + i), g.chunk_elements)
-        theory = _theory(layer.weight_binarizer)
+        theory = theory_deg(layer.weight_binarizer)
         mc_row = describe(mc, d, theory, g.confidence)
         own = describe(Sampled(angles, mc.random_pair), d, theory, g.confidence)
         name = names.get(id(layer), str(i))

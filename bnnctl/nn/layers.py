@@ -16,7 +16,7 @@ for bit (``bnnctl.packed``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -60,7 +60,13 @@ def add_bias(product: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return product if bias is None else product + bias
 
 
-class _BinaryMixin:
+if TYPE_CHECKING:
+    _MixinBase = nn.Module  # the checker sees what the mixin is mixed into: a module
+else:
+    _MixinBase = object
+
+
+class _BinaryMixin(_MixinBase):
     """What BinaryLinear and BinaryConv2d share: a weight and an input binarizer, an optionally binary bias."""
 
     weight: torch.Tensor
@@ -103,7 +109,7 @@ class _BinaryMixin:
 
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, weights={self.weight_binarizer!r}, "  # type: ignore[misc]
+            f"{super().extra_repr()}, weights={self.weight_binarizer!r}, "
             f"input={self.input_binarizer!r}, binarize_bias={self.binarize_bias}"
         )
 
@@ -131,7 +137,7 @@ class _RealOperandLinear(torch.autograd.Function):
         return grad @ weight, grad.t() @ x, grad_bias, None, None, None, None
 
 
-class BinaryLinear(_BinaryMixin, nn.Linear):
+class BinaryLinear(_BinaryMixin, nn.Linear):  # type: ignore[misc]  # torch infers Linear.bias as Parameter; bias=False registers None
     """y = b_in(x) @ b_w(W)^T + bias, with b_w, b_in binarizer objects (identity keeps full precision).
 
     ``real_backward``: the gradient is F.linear's at the real operands (see
@@ -152,7 +158,9 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
         self._setup_binarizers(weight_binarizer, input_binarizer, binarize_bias)
         self.real_backward = real_backward
-        self.binary_matmul = "fp32"  # the product's format (nn.lowp.set_binary_matmul; int8/bf16 need integer operands)
+        self.binary_matmul = (
+            "fp32"  # the product's format (nn.products.set_binary_matmul; int8/bf16 need integer operands)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.real_backward and torch.is_grad_enabled():
@@ -193,12 +201,12 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
         return out if bias is None else out + bias[:, None, None]
 
 
-def quantized_layers(model: nn.Module) -> list[nn.Module]:
+def quantized_layers(model: nn.Module) -> list[_BinaryMixin]:
     """Layers whose weights are quantized in any way (+-1, scaled, ternary)."""
     return [m for m in model.modules() if isinstance(m, _BinaryMixin) and m.weight_binarizer.quantizes]
 
 
-def binary_layers(model: nn.Module) -> list[nn.Module]:
+def binary_layers(model: nn.Module) -> list[_BinaryMixin]:
     """Layers whose computing weights are exactly +-1 (what packed export may turn into bits)."""
     return [m for m in model.modules() if isinstance(m, _BinaryMixin) and m.has_binary_weights]
 

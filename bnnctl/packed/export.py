@@ -13,34 +13,28 @@ A model is refused, naming the layer, when a layer's weights or activations
 are quantized but not exactly +-1 (Hadamard, ternary, a sign with sign(0) = 0),
 or when dropout stays on at evaluation.
 
-File (``.npz``, uncompressed, read with ``allow_pickle=False``): a JSON
-``manifest`` (format, the run, and per op its kind and attributes) and the
-ops' arrays as ``op<i>.<name>``: weight words of binary layers (1 bit per
-weight), thresholds (int32 per unit), and the few float parameters.
+The packed model and its file are ``model``'s (``PackedModel``,
+``save_packed``, ``load_packed``; re-exported here for old imports).
 """
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from bnnctl.errors import PackError
-from bnnctl.files import atomic_write_bytes
 from bnnctl.nn.binarize import Binarizer, sign
 from bnnctl.nn.layers import Binarize, BinaryConv2d, BinaryLinear, EvalDropout, _BinaryMixin
 from bnnctl.packed import float_ops as fo
-from bnnctl.packed.layers import Bits, Thresholds, XnorConv2d, XnorLinear
+from bnnctl.packed.layers import XnorConv2d, XnorLinear
+from bnnctl.packed.model import FORMAT, PackedModel, load_packed, save_packed
 from bnnctl.packed.thresholds import NotAStep, fold
 
-FORMAT = "bnnctl-packed-v1"
+__all__ = ["FORMAT", "PackedModel", "describe", "load_packed", "pack_model", "save_packed"]
 FOLDABLE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.Hardtanh, nn.ReLU, nn.Identity, nn.Dropout)  # per unit, monotone
 
 
@@ -117,6 +111,10 @@ def _check_weights(name: str, layer: _BinaryMixin) -> None:
         )
 
 
+@overload
+def _array(t: torch.Tensor) -> np.ndarray: ...
+@overload
+def _array(t: None) -> None: ...
 def _array(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().float().numpy().copy()
 
@@ -129,7 +127,8 @@ def _float_op(event: Event) -> fo.FloatOp | None:
     if isinstance(m, (BinaryLinear, BinaryConv2d)):
         binary = m.weight_binarizer.exact_binary
         weight = fo.StoredWeight.of(m.binary_weight(), binary)
-        arrays = {**weight.arrays("weight"), **({} if m.bias is None else {"bias": _array(m.binary_bias())})}
+        bias = m.binary_bias()  # None exactly when the layer has no bias
+        arrays = {**weight.arrays("weight"), **({} if bias is None else {"bias": _array(bias)})}
         if isinstance(m, BinaryLinear):
             return fo.Linear({"weight": weight.attrs(), "bias_after_product": True}, arrays)
         _check_conv(where, m)
@@ -245,8 +244,10 @@ class _Packer:
 
     def packed_layer(self, i: int) -> int:
         """A binary layer on bits, with the thresholds of the ops up to the next sign when they fold."""
+        assert self.layout is not None  # step() packs a layer only while the activations are bits
         event, (positions, channels) = self.events[i], self.layout
         m = event.module
+        assert isinstance(m, (BinaryLinear, BinaryConv2d))  # step() sends a binary layer here
         bias = None if m.bias is None else _array(m.binary_bias())
         signs = m.binary_weight().detach() > 0
         conv = isinstance(m, BinaryConv2d)
@@ -258,17 +259,19 @@ class _Packer:
             chain.append(self.events[j].module)
             j += 1
         thresholds = None
-        units = m.out_channels if conv else m.out_features
-        k = m.in_channels * m.kernel_size[0] * m.kernel_size[1] if conv else m.in_features
-        if j < len(self.events) and self.events[j].is_sign:
+        units = m.out_channels if isinstance(m, BinaryConv2d) else m.out_features
+        k = m.in_channels * m.kernel_size[0] * m.kernel_size[1] if isinstance(m, BinaryConv2d) else m.in_features
+        sign_binarizer = self.events[j].binarizer if j < len(self.events) else None
+        if sign_binarizer is not None:  # the next event is a sign
             _check_sign(self.events[j])
             try:
-                thresholds = fold(_chain(chain, self.events[j].binarizer, conv), k, bias, units)
+                thresholds = fold(_chain(chain, sign_binarizer, conv), k, bias, units)
             except NotAStep:
                 thresholds = None  # exact all the same: the float epilogue below runs the ops as the model does
         if thresholds is None:
             pool, j = 0, i + 1
-        if conv:
+        op: XnorConv2d | XnorLinear
+        if isinstance(m, BinaryConv2d):
             _check_conv(describe(event.name, m), m)
             if m.stride[0] != m.stride[1] or m.padding[0] != m.padding[1]:
                 raise PackError(
@@ -318,119 +321,3 @@ def pack_model(model: nn.Module, input_shape: tuple[int, ...], xnor: bool = True
     if xnor and not any(isinstance(op, (XnorLinear, XnorConv2d)) for op in ops):
         raise PackError("the model has no layer with +-1 weights and +-1 inputs: nothing to pack (a float model?)")
     return PackedModel(ops, {"input_shape": list(input_shape), "thresholded_layers": packer.folded})
-
-
-class PackedModel:
-    """The ops in order; called on a float batch (N, *input_shape), it returns the float model's outputs."""
-
-    def __init__(self, ops: list[Any], meta: dict[str, Any]):
-        self.ops = ops
-        self.meta = meta
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        state: Any = x.float()
-        with torch.no_grad():
-            for op in self.ops:
-                state = op(state)
-        return state.to_float() if isinstance(state, Bits) else state
-
-    def summary(self) -> list[dict[str, Any]]:
-        """One row per op: what it is and what it stores (for ``bnnctl export``)."""
-        rows = []
-        for i, op in enumerate(self.ops):
-            kind, attrs, arrays = _record(op)
-            rows.append({"op": i, "kind": kind, "bytes": sum(a.nbytes for a in arrays.values()), **_short(kind, attrs)})
-        return rows
-
-
-def _short(kind: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """A one-line description of an op for the export table."""
-    if kind in ("xnor_linear", "xnor_conv2d"):
-        out = attrs["out_channels"] if kind == "xnor_conv2d" else attrs["out_features"]
-        epilogue = "thresholds" if attrs["thresholds"] else "float"
-        return {"detail": f"{attrs['in_channels']}->{out}, {epilogue}"}
-    if kind == "linear":
-        return {"detail": f"{attrs['weight']['shape']}, {'1 bit' if attrs['weight']['binary'] else 'float32'} weights"}
-    return {"detail": attrs.get("fn", "")}
-
-
-# --- the file ------------------------------------------------------------------------
-
-
-def _record(op: Any) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
-    """(kind, JSON attributes, arrays) of an op."""
-    if isinstance(op, fo.FloatOp):
-        return op.kind, op.attrs, {k: v for k, v in op.arrays.items() if v is not None}
-    arrays = {"weight_words": op.weight_words}
-    if op.bias is not None:
-        arrays["bias"] = op.bias
-    if op.thresholds is not None:
-        arrays |= {"t": op.thresholds.t, "flip": op.thresholds.flip}
-    common = {"in_channels": op.in_channels, "thresholds": op.thresholds is not None}
-    if isinstance(op, XnorLinear):
-        return "xnor_linear", {**common, "in_positions": op.in_positions, "out_features": op.out_features}, arrays
-    attrs = {
-        **common, "out_channels": op.out_channels, "kernel": list(op.kernel), "stride": op.stride,
-        "padding": op.padding, "in_size": list(op.in_size), "pool": op.pool,
-    }  # fmt: skip
-    return "xnor_conv2d", attrs, arrays
-
-
-def _op_from_record(kind: str, attrs: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
-    if kind in fo.FLOAT_OPS:
-        return fo.FLOAT_OPS[kind](attrs, arrays)
-    thresholds = Thresholds(arrays["t"].astype(np.int32), arrays["flip"].astype(bool)) if attrs["thresholds"] else None
-    common = {"bias": arrays.get("bias"), "thresholds": thresholds}
-    words = arrays["weight_words"].astype(np.uint64)
-    if kind == "xnor_linear":
-        return XnorLinear(words, attrs["in_positions"], attrs["in_channels"], attrs["out_features"], **common)
-    if kind == "xnor_conv2d":
-        return XnorConv2d(
-            words, attrs["in_channels"], attrs["out_channels"], tuple(attrs["kernel"]), attrs["stride"],
-            attrs["padding"], tuple(attrs["in_size"]), attrs["pool"], **common,
-        )  # fmt: skip
-    raise ValueError(f"unknown op kind {kind!r}")
-
-
-def save_packed(model: PackedModel, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write the packed model file atomically; returns its path."""
-    path = Path(path)
-    manifest: dict[str, Any] = {"format": FORMAT, **model.meta, **(meta or {}), "ops": []}
-    arrays: dict[str, np.ndarray] = {}
-    for i, op in enumerate(model.ops):
-        kind, attrs, op_arrays = _record(op)
-        manifest["ops"].append({"kind": kind, "attrs": attrs, "arrays": sorted(op_arrays)})
-        arrays |= {f"op{i}.{name}": np.ascontiguousarray(a) for name, a in op_arrays.items()}
-    arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
-def load_packed(path: str | Path) -> PackedModel:
-    """Read a packed model file; PackError names the file and what is wrong with it."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-        manifest = json.loads(arrays.pop("manifest").tobytes().decode())
-    except FileNotFoundError:
-        raise PackError(f"{path}: no such packed model file (bnnctl export RUN_DIR writes one)") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise PackError(f"{path}: not a readable packed model file ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise PackError(
-            f"{path}: not a {FORMAT} file (format {manifest.get('format') if isinstance(manifest, dict) else None!r})"
-        )
-    ops = []
-    for i, entry in enumerate(manifest.get("ops", [])):
-        try:
-            op_arrays = {name: arrays[f"op{i}.{name}"] for name in entry["arrays"]}
-            ops.append(_op_from_record(entry["kind"], entry["attrs"], op_arrays))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PackError(
-                f"{path}: op {i} ({entry.get('kind') if isinstance(entry, dict) else entry!r}) is damaged: {exc}"
-            ) from None
-    meta = {k: v for k, v in manifest.items() if k not in ("format", "ops")}
-    return PackedModel(ops, meta)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bnnctl.kernels.bits import pack_bits, unpack_signs
 from bnnctl.nn.binarize import sign
 from bnnctl.nn.layers import add_bias
-from bnnctl.packed.bits import pack_bits, unpack_signs
 from bnnctl.packed.layers import Bits
 
 
@@ -48,6 +48,7 @@ class StoredWeight:
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         name, array = ("signs", self.signs) if self.signs is not None else ("values", self.values)
+        assert array is not None  # of() and load() set one of the two
         return {f"{prefix}.{name}": array}
 
     def attrs(self) -> dict[str, Any]:

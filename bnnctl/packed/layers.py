@@ -7,11 +7,11 @@ spatial position:
     words (N, P, CW) uint64, P = H * W positions (1 for a dense tensor),
     CW = ceil(C / 64) words per position, channel c in word c // 64, bit c % 64
 
-(``bits`` gives the bit order; the pad bits past C are 0). A dense layer after
+(``kernels.bits`` gives the bit order; the pad bits past C are 0). A dense layer after
 a convolution reads the (P, CW) words of an example as one row, so export
 orders its weight columns (h, w, c) with the same per-position padding.
 
-A layer computes its exact +-1 dot products with ``kernels.xnor_gemm``, adds
+A layer computes its exact +-1 dot products with ``kernels.xnor.xnor_gemm``, adds
 nothing else in integers, and ends in one of two epilogues:
 
 * ``Thresholds``: the float ops between it and the next sign (bias, batch
@@ -24,13 +24,15 @@ nothing else in integers, and ends in one of two epilogues:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import torch
-from numba import njit, prange
 
-from bnnctl.packed.bits import pack_signs, to_panels, unpack_signs, words_for
-from bnnctl.packed.kernels import NR, aligned_copy, xnor_gemm
+from bnnctl.kernels.bits import pack_signs, pack_signs_channels_last, to_panels, unpack_signs, words_for
+from bnnctl.kernels.epilogue import conv_epilogue_bits, threshold_pack
+from bnnctl.kernels.im2col import im2col_words
+from bnnctl.kernels.xnor import NR, aligned_copy, xnor_gemm
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Bits:
             raise ValueError(f"packed activations must be (N, C) or (N, C, H, W), got {tuple(x.shape)}")
         n, c = x.shape[:2]
         array = x.detach().cpu().float().contiguous().numpy().reshape(n, c, -1)  # (N, C, P), a view
-        words = _sign_words(array) if array.shape[2] == 1 else _sign_words_spatial(array)
+        words = pack_signs_channels_last(array)
         return cls(words, c, tuple(x.shape))
 
     def to_float(self) -> torch.Tensor:
@@ -71,44 +73,6 @@ class Bits:
         return self.words.reshape(self.words.shape[0], -1)
 
 
-@njit(parallel=True, cache=True)
-def _sign_words(x):
-    """x (N, C, P) float32, channels first -> words (N, P, ceil(C / 64)): bit c of position p = x[n, c, p] >= 0.
-
-    Each word is built in a register from its 64 channels and stored once:
-    the fast order for P = 1 (dense activations), where those are contiguous.
-    """
-    n, c, p = x.shape
-    cw = (c + 63) // 64
-    words = np.empty((n, p, cw), dtype=np.uint64)
-    for e in prange(n):
-        for pos in range(p):
-            for w in range(cw):
-                word = np.uint64(0)
-                for b in range(min(64, c - w * 64)):
-                    if x[e, w * 64 + b, pos] >= 0:
-                        word |= np.uint64(1) << np.uint64(b)
-                words[e, pos, w] = word
-    return words
-
-
-@njit(parallel=True, cache=True)
-def _sign_words_spatial(x):
-    """As ``_sign_words``, in the fast order for P > 1: each channel's P values read in order, bits set in place.
-
-    An example's P x CW words (a few KiB) stay in L1 while its channels stream past.
-    """
-    n, c, p = x.shape
-    words = np.zeros((n, p, (c + 63) // 64), dtype=np.uint64)
-    for e in prange(n):
-        for ch in range(c):
-            word, bit = ch // 64, np.uint64(1) << np.uint64(ch % 64)
-            for pos in range(p):
-                if x[e, ch, pos] >= 0:
-                    words[e, pos, word] |= bit
-    return words
-
-
 @dataclass
 class Thresholds:
     """Per-unit integer thresholds: the next sign is +1 iff (dot >= t) XOR flip (``thresholds.fold``)."""
@@ -117,26 +81,9 @@ class Thresholds:
     flip: np.ndarray  # (C,) bool: the folded float ops decrease with the dot product (e.g. batch norm gamma < 0)
 
 
-@njit(parallel=True, cache=True)
-def _threshold_pack(dots, t, flip):
-    """dots (R, C) int32 -> words (R, ceil(C / 64)): bit c = (dots[r, c] >= t[c]) != flip[c] (bit order: ``bits``)."""
-    rows, channels = dots.shape
-    cw = (channels + 63) // 64
-    out = np.zeros((rows, cw), dtype=np.uint64)
-    for r in prange(rows):
-        for w in range(cw):
-            word = np.uint64(0)
-            for b in range(min(64, channels - w * 64)):
-                c = w * 64 + b
-                if (dots[r, c] >= t[c]) != flip[c]:
-                    word |= np.uint64(1) << np.uint64(b)
-            out[r, w] = word
-    return out
-
-
 def apply_thresholds(dots: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     """dots (R, C) -> the next layer's sign words (R, CW)."""
-    return _threshold_pack(np.ascontiguousarray(dots), thresholds.t, thresholds.flip)
+    return threshold_pack(np.ascontiguousarray(dots), thresholds.t, thresholds.flip)
 
 
 def _float_output(dots: np.ndarray, bias: np.ndarray | None) -> torch.Tensor:
@@ -190,30 +137,6 @@ class XnorLinear:
         return Bits(apply_thresholds(dots, self.thresholds)[:, None, :], self.out_features, (n, self.out_features))
 
 
-@njit(parallel=True, cache=True)
-def _im2col_words(words, height, width, kh, kw, stride, padding, out_h, out_w):
-    """words (N, H * W, CW) -> patches (N * out_h * out_w, kh * kw * CW); zero words where the window leaves the image."""
-    n, _, cw = words.shape
-    patches = np.zeros((n * out_h * out_w, kh * kw * cw), dtype=np.uint64)
-    for e in prange(n):
-        for oy in range(out_h):
-            for ox in range(out_w):
-                row = (e * out_h + oy) * out_w + ox
-                for i in range(kh):
-                    y = oy * stride - padding + i
-                    if y < 0 or y >= height:
-                        continue
-                    for j in range(kw):
-                        x = ox * stride - padding + j
-                        if x < 0 or x >= width:
-                            continue
-                        src = y * width + x
-                        dst = (i * kw + j) * cw
-                        for t in range(cw):
-                            patches[row, dst + t] = words[e, src, t]
-    return patches
-
-
 def _padding_correction(
     weight_bits: np.ndarray, height: int, width: int, stride: int, padding: int, out_h: int, out_w: int
 ) -> np.ndarray:
@@ -234,32 +157,6 @@ def _padding_correction(
     return (2 * outside @ plus_per_tap.reshape(c_out, kh * kw).T - c_in * outside.sum(1, keepdims=True)).astype(
         np.int32
     )
-
-
-@njit(parallel=True, cache=True)
-def _conv_epilogue_bits(dots, correction, out_h, out_w, pool, t, flip):
-    """dots (N, out_h * out_w, C) full-window products -> the next sign's words (N, ph * pw, CW).
-
-    Per output channel c at pooled position (py, px): the max over the pool x
-    pool window of dots + correction (the padding fix), then (max >= t[c]) != flip[c].
-    pool = 1: no pooling. Windows past out_h // pool * pool are dropped (floor, as nn.MaxPool2d).
-    """
-    n, _, c = dots.shape
-    ph, pw = out_h // pool, out_w // pool
-    cw = (c + 63) // 64
-    words = np.zeros((n, ph * pw, cw), dtype=np.uint64)
-    for e in prange(n):
-        for py in range(ph):
-            for px in range(pw):
-                for ch in range(c):
-                    best = np.int32(-(2**31) + 1)
-                    for i in range(pool):
-                        for j in range(pool):
-                            pos = (py * pool + i) * out_w + px * pool + j
-                            best = max(best, dots[e, pos, ch] + correction[pos, ch])
-                    if (best >= t[ch]) != flip[ch]:
-                        words[e, py * pw + px, ch // 64] |= np.uint64(1) << np.uint64(ch % 64)
-    return words
 
 
 @dataclass
@@ -293,8 +190,8 @@ class XnorConv2d:
         return cls(words, c_in, c_out, (kh, kw), **kwargs)
 
     def __post_init__(self) -> None:
-        self.kernel = tuple(self.kernel)
-        self.in_size = tuple(self.in_size)
+        self.kernel = cast("tuple[int, int]", tuple(self.kernel))  # a list from the file's JSON: the same pair
+        self.in_size = cast("tuple[int, int]", tuple(self.in_size))
         self.panels = aligned_copy(to_panels(self.weight_words, NR))
         kh, kw = self.kernel
         taps = self.weight_words.reshape(self.out_channels, kh, kw, -1)
@@ -316,12 +213,12 @@ class XnorConv2d:
         (h, w), (kh, kw), (oh, ow) = self.in_size, self.kernel, self.conv_size
         if tuple(x.shape[1:]) != (self.in_channels, h, w):
             raise ValueError(f"XnorConv2d expects ({self.in_channels}, {h}, {w}) inputs, got {x.shape[1:]}")
-        patches = _im2col_words(x.words, h, w, kh, kw, self.stride, self.padding, oh, ow)
+        patches = im2col_words(x.words, h, w, kh, kw, self.stride, self.padding, oh, ow)
         k = self.in_channels * kh * kw
         dots = xnor_gemm(patches, self.panels, k, self.out_channels).reshape(n, oh * ow, self.out_channels)
         if self.thresholds is not None:
             t, flip = self.thresholds.t, self.thresholds.flip
-            words = _conv_epilogue_bits(dots, self.correction, oh, ow, max(self.pool, 1), t, flip)
+            words = conv_epilogue_bits(dots, self.correction, oh, ow, max(self.pool, 1), t, flip)
             ph, pw = self.out_size
             return Bits(words, self.out_channels, (n, self.out_channels, ph, pw))
         dots = (dots + self.correction).reshape(n, oh, ow, self.out_channels)

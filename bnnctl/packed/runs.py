@@ -60,7 +60,7 @@ def evaluate_packed(run_dir: str | Path, data_root: str | None = None) -> dict[s
     trained = load_trained_model(run)
     cfg = trained.cfg
     packed, source = _packed_for(trained, run.path)
-    data_cfg = dataclasses.replace(cfg.data, val_size=0, **({"root": data_root} if data_root is not None else {}))
+    data_cfg = dataclasses.replace(cfg.data, val_size=0, root=data_root if data_root is not None else cfg.data.root)
     data = load_dataset(data_cfg, "cpu")
     n = correct_float = correct_packed = differ = 0
     seconds = {"float": 0.0, "packed": 0.0}

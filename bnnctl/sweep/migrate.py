@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bnnctl.config import compose_train, load_yaml, split_runs_dir
+from bnnctl.config import split_runs_dir
+from bnnctl.config.load import compose_train, load_yaml
 from bnnctl.errors import BnnctlError, RunError
-from bnnctl.runs import CONFIG, GRID_MANIFEST, MANIFEST_SCHEMA, cell_id, read_manifest, write_manifest
-from bnnctl.sweep.grid import GridLock
+from bnnctl.runs.folder import CONFIG
+from bnnctl.runs.grids import GRID_MANIFEST, MANIFEST_SCHEMA, read_manifest, write_manifest
+from bnnctl.runs.ids import cell_id
+from bnnctl.sweep.lock import GridLock
 
 V1_MANIFEST_COPY = "grid.v1.yaml"
 

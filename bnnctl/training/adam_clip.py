@@ -7,11 +7,9 @@ step of the 3 x 4096 BNN MLP at batch 100 on this 2-core CPU. Here the clamp
 happens in the register that holds the updated weight, so the weights are
 read and written once.
 
-The arithmetic is torch's fused CPU Adam's vector loop (``FusedAdamKernel.cpp``),
-operation for operation, with the fused multiply-adds its compiler made:
-g <- fma(p, wd, g) (L2 weight decay), m <- fma(1 - b1, g - m, m),
-v <- fma((1 - b2) g, g, b2 v), p <- p + (-(lr / bc1) m) / (sqrt(v) / sqrt(bc2) + eps),
-with bc = 1 - b^t computed in double; then p <- clamp(p, -1, 1). torch runs a
+The arithmetic (``bnnctl.kernels.adam``) is torch's fused CPU Adam's vector
+loop (``FusedAdamKernel.cpp``), operation for operation, with the fused
+multiply-adds its compiler made, then p <- clamp(p, -1, 1). torch runs a
 scalar loop over the remainder of each thread's chunk, which rounds b2 v and
 the sum separately; those few elements per tensor may differ by an ulp, all
 others agree with torch's fused Adam followed by the clamp to the bit (tested). The optimizer state keeps torch
@@ -23,47 +21,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import torch
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
-from bnnctl.threads import numba_threads_like_torch
-
-
-@intrinsic
-def fma32(typingctx, a, b, c):
-    """a * b + c with one rounding (LLVM ``fma``), where torch's vectorized Adam has one."""
-    sig = types.float32(types.float32, types.float32, types.float32)
-
-    def codegen(context, builder, signature, args):
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.FloatType(), [ir.FloatType()] * 3), "llvm.fma.f32"
-        )
-        return builder.call(fn, args)
-
-    return sig, codegen
-
-
-@numba.njit(parallel=True, cache=True)
-def _adam_clip_kernel(p, g, m, v, neg_step, coeff, b2, sq_coeff, bc2_sqrt, eps, weight_decay, bound):
-    """One Adam step and the clamp, elementwise over flat float32 arrays (p, m, v in place).
-
-    torch's fused CPU Adam's vector loop (lerp weight 1 - beta1 < 0.5), see the module docstring.
-    """
-    n = p.shape[0]
-    for i in numba.prange(n):
-        grad = g[i]
-        if weight_decay != 0:
-            grad = fma32(p[i], weight_decay, grad)
-        mi = fma32(coeff, grad - m[i], m[i])
-        vi = fma32(sq_coeff * grad, grad, v[i] * b2)
-        m[i] = mi
-        v[i] = vi
-        new = p[i] + (neg_step * mi) / (np.sqrt(vi) / bc2_sqrt + eps)
-        p[i] = min(max(new, -bound), bound)
+from bnnctl.kernels.adam import adam_clip_
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
@@ -72,7 +33,6 @@ def _flat(t: torch.Tensor) -> np.ndarray:
 
 def adam_clip_step_(params: list[torch.Tensor], opt: torch.optim.Adam, bound: float = 1.0) -> None:
     """Step ``params`` (CPU, contiguous float32, each in ``opt``) with ``opt``'s settings, then clamp, in one pass."""
-    numba_threads_like_torch()  # a data-parallel rank or grid worker has its share of the cores, not all of them
     groups = {id(p): group for group in opt.param_groups for p in group["params"]}
     for p in params:
         if p.grad is None:
@@ -87,7 +47,7 @@ def adam_clip_step_(params: list[torch.Tensor], opt: torch.optim.Adam, bound: fl
         step = float(state["step"])
         beta1, beta2 = group["betas"]
         f32 = np.float32
-        _adam_clip_kernel(
+        adam_clip_(  # the kernel applies the thread policy: a rank or grid worker gets its share of the cores
             _flat(p),
             _flat(p.grad),
             _flat(state["exp_avg"]),

@@ -10,35 +10,46 @@ grid cell train through ``train_into``.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 import traceback
-import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import PIXEL_BOUNDS, AugmentSpec, Dataset, iterate_batches, load_dataset
-from bnnctl.distributed.launch import Rank
-from bnnctl.errors import ConfigError, TrainingDiverged
-from bnnctl.nn import build_model, make_binarizer, model_size_bytes
-from bnnctl.runs import Run
-from bnnctl.threads import use_threads
-from bnnctl.training.data_parallel import (
+from bnnctl.distributed.ddp import (
     RANK_SEED_STRIDE,
+    DistributedError,
     communication_summary,
-    fit_data_parallel,
     needs_process_group,
     rank_device,
     seed_this_rank,
     shard,
+    threads_per_rank,
+    with_launched_world,
 )
-from bnnctl.training.loggers import Observers, make_logger
+from bnnctl.distributed.launch import (
+    LocalWorld,
+    Rank,
+    backend_for,
+    join_alone,
+    join_from_environment,
+    leave,
+    torchrun_rank,
+)
+from bnnctl.errors import ConfigError, TrainingDiverged
+from bnnctl.kernels.threads import use_threads
+from bnnctl.nn import build_model
+from bnnctl.process import computing
+from bnnctl.runs import Run
+from bnnctl.training.loggers import make_logger
+from bnnctl.training.observer import Observers, TrainObserver
 from bnnctl.training.resume import capture, restore
-from bnnctl.training.runtime import resolve_device, seed_everything, tune_cpu
-from bnnctl.training.trainer import Trainer, TrainObserver
+from bnnctl.training.runtime import resolve_device, seed_everything
+from bnnctl.training.summary import products_of_epochs, summarize, warn_if_products_changed
+from bnnctl.training.trainer import Trainer
 
 
 def augment_spec(cfg: TrainConfig) -> AugmentSpec | None:
@@ -95,14 +106,20 @@ def fit(
     back, and the epochs after the saved one are trained as they would have been.
 
     With ``dist.*`` (or under torchrun) the same training runs on every rank
-    of a DDP world (``data_parallel``); rank 0 returns the summary, other
+    of a DDP world (``fit_data_parallel``); rank 0 returns the summary, other
     torchrun ranks None.
     """
-    if not needs_process_group(cfg):
-        return fit_on_rank(cfg, run, observer, overrides, dataset, resume)
-    if resume:
+    if needs_process_group(cfg) and resume:
         raise ConfigError("a data-parallel run cannot be resumed: its ranks' residuals are not saved; train it again")
-    return fit_data_parallel(fit_on_rank, cfg, run, observer, overrides)
+    with computing(threads=cfg.train.threads, flush_denormals=_on_cpu(cfg)):  # restored when training ends
+        if not needs_process_group(cfg):
+            return fit_on_rank(cfg, run, observer, overrides, dataset, resume)
+        return fit_data_parallel(fit_on_rank, cfg, run, observer, overrides)
+
+
+def _on_cpu(cfg: TrainConfig) -> bool:
+    """Whether training computes on the CPU, where denormal floats cost (``bnnctl.process.computing``)."""
+    return resolve_device(cfg.train.device).type == "cpu"
 
 
 def fit_on_rank(
@@ -117,13 +134,9 @@ def fit_on_rank(
     """``fit`` in this process: alone (``rank=None``), or as one rank of a process group already joined."""
     observer = observer or TrainObserver()
     t_start = time.perf_counter()
-    if cfg.train.threads and rank is None:
-        use_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device)  # threads and denormals: set by ``fit`` for the whole training
     if rank is not None:
         device = rank_device(device, rank)
-    if device.type == "cpu":
-        tune_cpu()
     saved = run.load_resume_state() if run is not None and resume else None
     if run is not None and not resume:
         run.write_config(cfg, overrides or [])
@@ -181,6 +194,55 @@ def fit_on_rank(
     return summary
 
 
+FitOnRank = Callable[..., Any]  # fit_on_rank(cfg, run, observer, overrides, dataset, resume, rank) -> summary
+
+
+def fit_data_parallel(
+    fit_on_rank: FitOnRank, cfg: TrainConfig, run: Run | None, observer: Any, overrides: list[str] | None
+) -> dict[str, Any] | None:
+    """Train on a DDP world: torchrun's, one of W ranks spawned here, or a world of one (compression alone).
+
+    This process runs ``fit_on_rank`` (rank 0 under a local world); spawned
+    ranks run this module's own. Returns rank 0's summary (None on the other
+    ranks of a torchrun world). See ``distributed.ddp`` for how the ranks split
+    the work.
+    """
+    launched = torchrun_rank()
+    backend = backend_for(cfg.dist.backend.value, resolve_device(cfg.train.device))
+    if launched is not None:
+        cfg = with_launched_world(cfg)
+        join_from_environment(backend)
+        try:
+            return fit_on_rank(cfg, run if launched.is_main else None, observer if launched.is_main else None,
+                               overrides, None, False, launched)  # fmt: skip
+        finally:
+            leave()
+    world = cfg.dist.world_size
+    threads = threads_per_rank(cfg, world)
+    use_threads(threads)
+    if world == 1:
+        join_alone(backend)
+        try:
+            return fit_on_rank(cfg, run, observer, overrides, None, False, Rank(0, 1, 0))
+        finally:
+            leave()
+    local = LocalWorld(world, backend, _train_child_rank, (cfg, threads))
+    with local as rank0:
+        try:
+            return fit_on_rank(cfg, run, observer, overrides, None, False, rank0)
+        except RuntimeError as exc:  # a collective failed: most likely another rank did first
+            cause = local.cause()
+            if cause is not None:
+                raise DistributedError(cause) from exc
+            raise
+
+
+def _train_child_rank(rank: Rank, cfg: TrainConfig, threads: int) -> None:
+    """What a spawned rank runs: the same training, no folder, no progress (picklable, top level)."""
+    with computing(threads=threads, flush_denormals=_on_cpu(cfg)):
+        fit_on_rank(cfg, None, None, None, None, False, rank)
+
+
 def _train_one_epoch(
     trainer: Trainer,
     data: Dataset,
@@ -221,39 +283,6 @@ def _train_one_epoch(
     return record
 
 
-def products_of_epochs(history: list[dict[str, Any]], current: str) -> str:
-    """The run's product format: one name, or, where a resume on another CPU changed it, each with its epochs.
-
-    ``train.binary_matmul=auto`` resolves per machine, so a run cut off on an
-    int8 machine and resumed on an AVX2 one reads "int8 (epochs 1-10), fp32
-    (epochs 11-15)". Epochs logged before records carried the format are skipped.
-    """
-    spans: list[list[Any]] = []  # [format, first epoch, last epoch]
-    for record in history:
-        fmt = record.get("binary_matmul")
-        if fmt is None:
-            continue
-        if spans and spans[-1][0] == fmt:
-            spans[-1][2] = record["epoch"]
-        else:
-            spans.append([fmt, record["epoch"], record["epoch"]])
-    if len(spans) <= 1:
-        return spans[0][0] if spans else current
-    return ", ".join(f"{fmt} (epoch {a})" if a == b else f"{fmt} (epochs {a}-{b})" for fmt, a, b in spans)
-
-
-def warn_if_products_changed(history: list[dict[str, Any]], current: str, asked: str) -> None:
-    """Warn when a resumed run continues with other products than its finished epochs used."""
-    before = history[-1].get("binary_matmul") if history else None
-    if before is not None and before != current:
-        warnings.warn(
-            f"this run resumes with {current} products; its epochs 1-{len(history)} used {before} "
-            f"(train.binary_matmul={asked} resolves per CPU): the forward is exact either way, the gradients differ",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-
-
 def check_finite(record: dict[str, Any], model: nn.Module) -> None:
     """Raise TrainingDiverged when the epoch's loss or any parameter or buffer is not finite.
 
@@ -272,7 +301,7 @@ def _finish(
     run: Run, cfg: TrainConfig, model: nn.Module, data: Dataset, history: list[dict[str, Any]], summary: dict[str, Any]
 ) -> None:
     """Checkpoint, summary, curves, then DONE: in this order, so DONE means all of them exist."""
-    from bnnctl.report.plots import plot_learning_curves
+    from bnnctl.reporting.plots import plot_learning_curves
 
     run.save_checkpoint(
         {
@@ -295,7 +324,7 @@ def train_into(
     observer: TrainObserver | None = None,
     dataset: Dataset | None = None,
     resume: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """``fit`` into a run folder; a failure leaves its traceback in ``error.txt`` and is raised again.
 
     Ctrl-C or SIGTERM leaves the folder incomplete (finished epochs and the
@@ -316,42 +345,3 @@ def train_into(
     finally:
         if logger is not None:
             logger.close()
-
-
-def summarize(
-    cfg: TrainConfig,
-    history: list[dict[str, Any]],
-    model: nn.Module,
-    device: str,
-    compiled: bool,
-    total_time: float,
-    data: Dataset,
-) -> dict[str, Any]:
-    """The run's headline numbers; test accuracy is also read at the best validation epoch (the papers' rule)."""
-    last = history[-1]
-    has_val = "val_acc" in last
-    best = max(history, key=lambda r: r["val_acc"]) if has_val else last
-    # The first epoch includes compilation; later epochs show the steady speed.
-    steady = [r["epoch_time_s"] for r in history[1:]] or [history[0]["epoch_time_s"]]
-    return {
-        "name": cfg.run_name,
-        "model": cfg.model.name,
-        "data": cfg.data.name,
-        "binarize_weights": repr(make_binarizer(cfg.binarize.weights)),  # e.g. ste_sign(clip=None)
-        "binarize_activations": repr(make_binarizer(cfg.binarize.activations)),
-        "epochs": len(history),
-        "best_val_acc": best.get("val_acc"),
-        "best_epoch": best["epoch"],
-        "test_acc_at_best_val": best["test_acc"],
-        "final_val_acc": last.get("val_acc"),
-        "final_test_acc": last["test_acc"],
-        "final_train_loss": last["train_loss"],
-        "epoch_time_s": statistics.median(steady),
-        "first_epoch_time_s": history[0]["epoch_time_s"],
-        "samples_per_s": statistics.median([r["samples_per_s"] for r in history[1:]] or [history[0]["samples_per_s"]]),
-        "total_time_s": total_time,
-        "device": device,
-        "compiled": compiled,
-        "data_source": data.source,
-        **{f"model_{k}": v for k, v in model_size_bytes(model).items()},
-    }

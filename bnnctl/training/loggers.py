@@ -1,6 +1,6 @@
 """Loggers: a run's metrics, config and figures also sent to TensorBoard or MLflow (``logger=...``).
 
-A logger is a ``TrainObserver`` beside the progress display (``Observers``):
+A logger is a ``TrainObserver`` beside the progress display (``observer.Observers``):
 it sees the running training loss whenever the trainer reads it (every 20 steps and at the end of an epoch:
 the loss stays on the device in between), every epoch's
 record (step = the iteration count), the periodic validation accuracy, and at
@@ -28,42 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bnnctl.config.schema import TrainConfig
-from bnnctl.training.trainer import TrainObserver
-
-
-class Observers(TrainObserver):
-    """Several observers as one, called in order."""
-
-    def __init__(self, *observers: TrainObserver):
-        self.observers = [o for o in observers if o is not None]
-
-    def on_fit_start(self, **kwargs: Any) -> None:
-        for o in self.observers:
-            o.on_fit_start(**kwargs)
-
-    def on_resume(self, history):
-        for o in self.observers:
-            o.on_resume(history)
-
-    def on_step(self, **kwargs: Any) -> None:
-        for o in self.observers:
-            o.on_step(**kwargs)
-
-    def on_iteration(self, record: dict[str, Any]) -> None:
-        for o in self.observers:
-            o.on_iteration(record)
-
-    def on_epoch_end(self, record):
-        for o in self.observers:
-            o.on_epoch_end(record)
-
-    def on_fit_end(self, summary):
-        for o in self.observers:
-            o.on_fit_end(summary)
-
-    def close(self):
-        for o in self.observers:
-            o.close()
+from bnnctl.training.observer import TrainObserver
 
 
 def flat_config(cfg: TrainConfig) -> dict[str, Any]:

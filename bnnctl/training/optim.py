@@ -10,9 +10,10 @@ import torch.nn as nn
 
 from bnnctl.config.schema import OptimizerConfig
 from bnnctl.nn import binary_layers
+from bnnctl.nn.layers import _BinaryMixin
 
 
-def glorot_lr_scale(layer: nn.Module) -> float:
+def glorot_lr_scale(layer: _BinaryMixin) -> float:
     """1/sqrt(1.5/(fan_in + fan_out)): the BNN Theano code's per-layer step multiplier for binary weights."""
     w = layer.weight
     receptive = math.prod(w.shape[2:]) if w.dim() > 2 else 1

@@ -17,7 +17,7 @@ reads it back: NumPy's state travels as a uint32 tensor and four plain values.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -29,7 +29,8 @@ STATE_FORMAT = "bnnctl-resume-v1"
 
 
 def _numpy_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    # The global RandomState's legacy tuple (numpy's stubs match a bare get_state() to legacy=False's dict).
+    kind, keys, pos, has_gauss, cached = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     return {
         "kind": kind,
         "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -119,7 +120,7 @@ def restore(
 
 def saved_by(state: dict[str, Any], cfg: TrainConfig) -> bool:
     """Whether ``state`` was saved by the experiment ``cfg`` describes (same identity); never raises."""
-    from bnnctl.config import from_container
+    from bnnctl.config.load import from_container
     from bnnctl.runs import identity
 
     saved = state.get("config")
@@ -147,8 +148,8 @@ def config_to_resume(run: Any, overrides: list[str]) -> TrainConfig:
     A finished run has nothing to resume; any other override would make the
     continued run a different experiment from the epochs it keeps.
     """
-    from bnnctl.config import from_container
-    from bnnctl.config.sweep import override_key
+    from bnnctl.config.io import override_key
+    from bnnctl.config.load import from_container
 
     if run.done:
         raise RunError(f"{run.path} is finished (DONE): there is nothing to resume")

@@ -15,36 +15,17 @@ import torch.nn as nn
 
 from bnnctl.config.schema import TrainConfig
 from bnnctl.data import AugmentSpec, Split, augment_batch, iterate_batches
+from bnnctl.distributed.ddp import communication_record, sum_over_ranks, wrap_for_data_parallel
 from bnnctl.nn import clippable_parameters, get_loss, quantized_parameters
-from bnnctl.nn.lowp import resolve_format, set_binary_matmul, slow_format_warning
+from bnnctl.nn.lowp import resolve_format, slow_format_warning
+from bnnctl.nn.products import set_binary_matmul
 from bnnctl.training.adam_clip import adam_clip_step_, can_fuse
-from bnnctl.training.data_parallel import communication_record, sum_over_ranks, wrap_for_data_parallel
+from bnnctl.training.observer import TrainObserver
 from bnnctl.training.optim import clip_, lr_at_epoch, make_optimizer, set_lr, zero_positive_
 from bnnctl.training.runtime import EagerFallback
 
 if TYPE_CHECKING:
     from bnnctl.distributed import HookState
-
-
-class TrainObserver:
-    """Receives progress; the default does nothing. Subclass to draw or log it."""
-
-    def on_fit_start(self, *, epochs: int, steps_per_epoch: int, run: Any, device: str) -> None: ...
-
-    def on_resume(self, history: list[dict[str, Any]]) -> None:
-        """The epochs an earlier attempt finished (empty for a fresh run), before training goes on."""
-
-    def on_step(self, *, epoch: int, step: int, loss: float | None) -> None: ...
-
-    def on_iteration(self, record: dict[str, Any]) -> None:
-        """A periodic validation record (``train.eval_every``): epoch, iteration, val_acc."""
-
-    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
-
-    def on_fit_end(self, summary: dict[str, Any]) -> None: ...
-
-    def close(self) -> None:
-        """Stop any live display (called however training ended)."""
 
 
 @torch.no_grad()
@@ -56,7 +37,9 @@ def evaluate(
     module: nn.Module | None = None,
 ) -> dict[str, float]:
     """Accuracy (and mean loss) of ``model`` on ``split`` in evaluation mode."""
-    module = module if module is not None else model  # the nn.Module whose mode to switch
+    if module is None:  # the nn.Module whose mode to switch: the model itself
+        assert isinstance(model, nn.Module), "a model that is not a module comes with its module"
+        module = model
     was_training = module.training
     module.eval()
     correct, loss_sum, n = 0, 0.0, 0
