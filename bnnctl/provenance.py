@@ -11,8 +11,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bnnctl.cpu import cpu_has_native_bf16, cpu_has_vnni, cpu_model
-
 PACKAGES = (
     "bnnctl",
     "torch",
@@ -29,21 +27,42 @@ PACKAGES = (
 
 
 def version_line() -> str:
-    """``bnnctl --version``: bnnctl's version and what it computes with (torch, its CUDA, numba, Python)."""
-    import torch
+    """``bnnctl --version``: bnnctl's version and what it computes with (torch, its CUDA, numba, Python).
 
+    Read from the installed packages' metadata and torch's ``version.py`` without
+    importing torch (seconds): the version must answer at once. Which GPUs a run
+    saw is in its ``env.json``.
+    """
     from bnnctl import __version__
 
-    cuda = torch.version.cuda or "none"
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    try:
-        numba = metadata.version("numba")
-    except metadata.PackageNotFoundError:
-        numba = "not installed"
     return (
-        f"bnnctl {__version__} (torch {torch.__version__}, CUDA {cuda}, {gpus} GPU{'s' if gpus != 1 else ''} "
-        f"visible, numba {numba}, Python {sys.version.split()[0]})"
+        f"bnnctl {__version__} (torch {_torch_version('__version__') or 'not installed'}, "
+        f"CUDA {_torch_version('cuda') or 'none'}, numba {_installed('numba')}, "
+        f"Python {sys.version.split()[0]})"
     )
+
+
+def _installed(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _torch_version(field: str) -> str | None:
+    """A field of torch's ``version.py`` (``__version__``, ``cuda``) as torch.version has it, without importing torch."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return None
+    found = re.search(rf"^{re.escape(field)}\b[^=\n]*=\s*'([^']*)'", text, flags=re.M)
+    return found.group(1) if found else None
 
 
 def _git_commit() -> dict[str, Any]:
@@ -66,6 +85,8 @@ def _git_commit() -> dict[str, Any]:
 
 def environment(device: str | None = None) -> dict[str, Any]:
     """What a reader needs to reproduce the run: versions, commit, machine, device."""
+    from bnnctl.cpu import cpu_has_native_bf16, cpu_has_vnni, cpu_model  # torch: not for --version
+
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bnnctl.cli import app
+from bnnctl.cli.app import global_options_first
 from helpers import default_sigint
 
 runner = CliRunner()
@@ -211,3 +212,28 @@ def test_numbers_that_would_reach_torch_unchecked_are_one_line_errors(args, matc
     result = invoke(*args, *([f"runs_dir={runs_dir}"] if args[0] == "train" else []))
     _assert_one_line_error(result, code=2, match=match)
     assert not list(runs_dir.glob("train/*"))  # no run folder left behind
+
+
+def test_dash_h_is_help_on_every_command_group():
+    for args in (["-h"], ["train", "-h"], ["ablate", "grid", "-h"], ["geometry", "-h"], ["runs", "ls", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage:" in result.stdout, args
+
+
+def test_dash_capital_v_prints_the_versions_without_importing_torch():
+    code = (
+        "import sys\nfrom bnnctl.cli import main\nsys.argv = ['bnnctl', '-V']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write(str('torch' in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("bnnctl ") and "torch " in done.stdout and "numba " in done.stdout
+    assert done.stderr == "False"  # torch is not imported: the answer comes at once
+
+
+def test_global_quiet_flag_works_after_the_subcommand_too(tmp_path):
+    args = ["train", "debug=tiny", "train.epochs=1", f"runs_dir={tmp_path}"]
+    after = runner.invoke(app, [*args, "-q"])
+    assert after.exit_code == 0, after.stderr
+    assert after.stderr == "" and "final_test_acc" in after.stdout
+    assert global_options_first(["train", "x=1", "--quiet", "--", "-q"]) == ["--quiet", "train", "x=1", "--", "-q"]

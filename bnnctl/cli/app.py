@@ -19,6 +19,16 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
+GLOBAL_FLAGS = ("-q", "--quiet")  # the root command's flags, accepted anywhere before a lone "--"
+
+
+def global_options_first(args: list[str]) -> list[str]:
+    """``bnnctl train -q ...`` as ``bnnctl -q train ...``: people put global flags where they like (git, pip)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for i, a in enumerate(args) if i >= end or a not in GLOBAL_FLAGS]
+
+
 class OneLineErrors(TyperGroup):
     """Usage errors (an unknown option or command, a missing argument) as one plain line and exit 2.
 
@@ -35,6 +45,7 @@ class OneLineErrors(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
+        args = global_options_first(list(sys.argv[1:] if args is None else args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
@@ -55,8 +66,11 @@ class OneLineErrors(TyperGroup):
         sys.exit(returned if isinstance(returned, int) else 0)
 
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     cls=OneLineErrors,
+    context_settings=HELP_OPTIONS,
     name="bnnctl",
     help="Experiment runner for binary neural networks: train, evaluate and compare BNNs on real data.",
     no_args_is_help=True,
@@ -79,9 +93,10 @@ def _root(
     version: bool = typer.Option(
         False,
         "--version",
+        "-V",
         callback=_print_version,
         is_eager=True,
-        help="Print the versions (bnnctl, torch, CUDA, numba) and exit.",
+        help="Print the versions (bnnctl, torch, its CUDA, numba, Python) and exit.",
     ),
     quiet: bool = typer.Option(
         False,
@@ -99,13 +114,19 @@ def _root(
     ctx.obj = Settings(quiet=quiet)
 
 
-runs_app = typer.Typer(help="Inspect and upgrade run folders.", no_args_is_help=True)
-bench_app = typer.Typer(help="Speed benchmarks that print their figures.", no_args_is_help=True)
+runs_app = typer.Typer(context_settings=HELP_OPTIONS, help="Inspect and upgrade run folders.", no_args_is_help=True)
+bench_app = typer.Typer(
+    context_settings=HELP_OPTIONS, help="Speed benchmarks that print their figures.", no_args_is_help=True
+)
 ablate_app = typer.Typer(
-    help="Ablation grids: cells x seeds, resumable, tables with confidence intervals.", no_args_is_help=True
+    context_settings=HELP_OPTIONS,
+    help="Ablation grids: cells x seeds, resumable, tables with confidence intervals.",
+    no_args_is_help=True,
 )
 geometry_app = typer.Typer(
-    help="The geometry of binarization (Anderson & Berg 2018): angles and more.", no_args_is_help=True
+    context_settings=HELP_OPTIONS,
+    help="The geometry of binarization (Anderson & Berg 2018): angles and more.",
+    no_args_is_help=True,
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(geometry_app, name="geometry")
