@@ -225,3 +225,17 @@ def clippable_parameters(model: nn.Module) -> list[torch.Tensor]:
             if layer.bias is not None and layer.binarize_bias:
                 params.append(layer.bias)
     return params
+
+
+def latent_weight_peaks(model: nn.Module) -> dict[str, float]:
+    """The largest |w| of each binary layer's latent weights, keyed ``max_abs_w.<layer>``.
+
+    Weight clipping only acts on a weight past +-1; recorded per epoch, this
+    says whether and when any latent weight gets there (a clip that never
+    fires leaves training bit for bit unchanged).
+    """
+    return {
+        f"max_abs_w.{name}": float(layer.weight.detach().abs().max())
+        for name, layer in model.named_modules()
+        if isinstance(layer, _BinaryMixin)
+    }

@@ -42,6 +42,7 @@ from bnnctl.distributed.launch import (
 from bnnctl.errors import ConfigError, TrainingDiverged
 from bnnctl.kernels.threads import use_threads
 from bnnctl.nn import build_model
+from bnnctl.nn.layers import latent_weight_peaks
 from bnnctl.process import computing
 from bnnctl.runs import Run
 from bnnctl.training.loggers import make_logger
@@ -278,6 +279,7 @@ def _train_one_epoch(
     }
     record["iteration"] = trainer.iteration
     record["binary_matmul"] = trainer.product_format  # per epoch: a resume on another CPU may change it
+    record.update(latent_weight_peaks(trainer.model))  # whether weight clipping could have acted yet
     if main:
         record.update(trainer.evaluate_splits({"val": data.val, "test": data.test}, cfg.train.eval_batch_size))
     return record
