@@ -1,4 +1,4 @@
-"""The geometry of binarization: the paper's numbers, measured (Anderson & Berg 2018; REFERENCE section 2)."""
+"""The geometry of binarization: the paper's numbers, measured (Anderson & Berg 2018, arXiv:1705.07199)."""
 
 import json
 import math

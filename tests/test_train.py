@@ -94,7 +94,7 @@ def test_learning_rate_schedules():
 
 
 def test_glorot_lr_scale_matches_the_bnn_code():
-    # 1/sqrt(1.5/(fan_in+fan_out)): x73.9 for 4096x4096, x57.0 for 784x4096 (REFERENCE 1.3)
+    # 1/sqrt(1.5/(fan_in+fan_out)): x73.9 for 4096x4096, x57.0 for 784x4096 (the BNN paper's Theano code, github.com/MatthieuCourbariaux/BinaryNet)
     assert glorot_lr_scale(BinaryLinear(4096, 4096)) == pytest.approx(73.9, abs=0.05)
     assert glorot_lr_scale(BinaryLinear(784, 4096)) == pytest.approx(57.0, abs=0.05)
 

@@ -81,7 +81,7 @@ def ablate(
     with computing():
         plan = plan_grid(load_grid(name, grid_overrides), cell_overrides)
         training = run_grid(plan, load_launcher(launcher_overrides), observer)
-        tables, files = _write_grid(plan.grid_dir)
+        tables, files = rebuild_grid(plan.grid_dir)
     return AblateResult(training, tables, files)
 
 
@@ -91,7 +91,7 @@ def ablate_table(grid_dir: str | Path) -> AblateTable:
     Refuses (``RunError``, nothing written) where that would replace a table of
     more finished runs, e.g. on a published copy whose run folders live elsewhere.
     """
-    tables, files = _write_grid(Path(grid_dir).expanduser())
+    tables, files = rebuild_grid(Path(grid_dir).expanduser())
     return AblateTable(tables, files)
 
 
@@ -101,7 +101,8 @@ class AblateTable:
     files: list[Path]
 
 
-def _write_grid(grid_dir: Path) -> tuple[GridTables, list[Path]]:
+def rebuild_grid(grid_dir: Path) -> tuple[GridTables, list[Path]]:
+    """Tables, figures and page from the grid's run folders (never fewer finished runs than its tables hold)."""
     from bnnctl.reporting.grid_tables import grid_tables, write_grid_tables
     from bnnctl.reporting.html import write_grid_page
 

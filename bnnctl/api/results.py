@@ -31,8 +31,9 @@ def report(path: str | Path, output: str | Path | None = None) -> ReportResult:
     the grid folder, unless the page goes elsewhere (``output``): then only the
     page is written. A published copy (no run folders) shows its tables as written.
     """
+    from bnnctl.api.grids import rebuild_grid
     from bnnctl.errors import RunError
-    from bnnctl.reporting.grid_tables import grid_tables, published_grid_tables, write_grid_tables
+    from bnnctl.reporting.grid_tables import grid_tables, published_grid_tables
     from bnnctl.reporting.html import folder_kind, write_grid_page, write_run_page, write_study_page
 
     folder = Path(path).expanduser()
@@ -42,13 +43,12 @@ def report(path: str | Path, output: str | Path | None = None) -> ReportResult:
     kind = folder_kind(folder)
     files: list[Path] = []
     if kind == "grid":
-        if (folder / "cells").is_dir():
-            tables = grid_tables(folder)
-            if page is None:
-                files += write_grid_tables(tables)  # the page beside them shows the same numbers
+        runs_here = (folder / "cells").is_dir()
+        if runs_here and page is None:
+            files += rebuild_grid(folder)[1]  # as `ablate table`: the page beside the tables shows the same numbers
         else:
-            tables = published_grid_tables(folder)
-        files.append(write_grid_page(tables, page))
+            tables = grid_tables(folder) if runs_here else published_grid_tables(folder)
+            files.append(write_grid_page(tables, page))
     elif kind == "run":
         files.append(write_run_page(folder, page))
     else:

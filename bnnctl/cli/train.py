@@ -72,7 +72,7 @@ def train(
     if json_output:
         emit_json(result.to_json())
     else:
-        print_key_values(f"run {result.run.name}", {**result.summary, "run_dir": str(result.path)})
+        print_key_values(f"run {result.run.name}", result.to_json())
 
 
 def _what_is_kept(where: list[Path]) -> str:

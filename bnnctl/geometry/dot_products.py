@@ -1,4 +1,4 @@
-"""Dot-product proportionality in a trained network (Anderson & Berg 2018; REFERENCE 2.3).
+"""Dot-product proportionality in a trained network (Anderson & Berg 2018, arXiv:1705.07199).
 
 N test images go through the trained net; forward hooks capture each
 quantized layer's actual input a (for the first layer the image, later the

@@ -1,4 +1,4 @@
-"""Unique binary filters (the BNN paper's filter repetition; REFERENCE 1.12).
+"""Unique binary filters (the BNN paper's filter repetition, Courbariaux, Hubara et al. 2016, arXiv:1602.02830).
 
 A k x k slice of a binary conv kernel (one output channel, one input channel)
 is one of 2^(k*k) sign patterns; a filter and its negation give the same

@@ -1,4 +1,4 @@
-"""Why the first layer is special (Anderson & Berg 2018; REFERENCE 2.4).
+"""Why the first layer is special (Anderson & Berg 2018, arXiv:1705.07199).
 
 The first layer sees k x k x C image patches: few dimensions, strongly
 correlated, so a few principal components carry most of the variance. This

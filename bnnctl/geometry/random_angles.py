@@ -1,4 +1,4 @@
-"""Angle preservation of binarization, on random vectors (Anderson & Berg 2018, section 2.2 of REFERENCE).
+"""Angle preservation of binarization, on random vectors (Anderson & Berg 2018, arXiv:1705.07199).
 
 For x ~ N(0, I_d), x . sign(x) = sum |x_i| ~ d sqrt(2/pi) while |x| ~ |sign(x)| =
 sqrt(d), so the angle between x and sign(x) tends to arccos(sqrt(2/pi)) =

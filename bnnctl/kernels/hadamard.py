@@ -7,7 +7,7 @@ block both operands are constant-scaled +-1 vectors, so
     a . w = sum over blocks j of  s_a[j] * s_w[j] * (L_j - 2 * popcount((a XOR w) in block j))
 
 with L_j the block's length (beta, or less for a row's last block). This is
-REFERENCE 3.4's formula with its affine correction: the printed
+HadaNets' formula (Akhauri 2019, arXiv:1905.10759) with its affine correction: the printed
 s_w s_a popcount(xnor) lacks the "2 * ... - L" that turns a match count into a
 +-1 dot product. Both operands must use the same beta, blocked along K.
 

@@ -48,7 +48,7 @@ class EvalDropout(nn.Dropout):
 
     What a functional ``F.dropout(x)`` call in a module's forward does from
     PyTorch 1.0 on (in 0.3/0.4 its default was ``training=False``: a no-op).
-    Source: the ablation report's commit 68757d3 (REFERENCE 4b).
+    Source: the ablation report's commit 68757d3 (github.com/bstadt/binary-nn-pytorch).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

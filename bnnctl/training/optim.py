@@ -68,7 +68,7 @@ def clip_(tensors: list[torch.Tensor], bound: float = 1.0) -> None:
 def zero_positive_(tensors: list[torch.Tensor]) -> None:
     """Set every positive element to 0 in place: the ablation report's ``--gradclip`` on weight and bias gradients.
 
-    Its code does ``grad_weight[grad_weight > 0] = 0`` (REFERENCE 4b), so only
+    Its code does ``grad_weight[grad_weight > 0] = 0`` (github.com/bstadt/binary-nn-pytorch), so only
     steps that increase a latent weight survive (Adam steps against the gradient).
     """
     with torch.no_grad():
